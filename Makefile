@@ -1,0 +1,38 @@
+# One venv for everything; every target creates it when missing (idempotent).
+# A newcomer needs only `make demo` (the node on a generated sample) and `make test`.
+SHELL   := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PY      ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+# ROS 2 on loopback only, logs in a temp dir (see README "Environment").
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export PYTHONUNBUFFERED := 1
+
+.PHONY: venv demo test bench info clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt setup.py
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(VPY) -m pip install -q -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(VPY) -m pip install -q --no-deps -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(VPY) -c "import torch, timm, open_clip, rclpy, rosbags, textdepth_ros" 
+	touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/textdepth demo --out out/demo
+
+test: venv
+	$(VPY) -m pytest -q test
+
+bench: venv
+	$(VPY) bench/run_all.py
+
+info: venv
+	$(VENV)/bin/textdepth info --config config/model/paper.yaml
+
+clean:
+	rm -rf out runs .pytest_cache

@@ -1,0 +1,28 @@
+"""Shared test set-up. Every test run gets its own ROS domain, loopback-only
+discovery and a private ROS_HOME, set before anything imports rclpy."""
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+# Domain ids 0..101 are valid with default ports; spread runs by pid so parallel
+# runs on one machine do not hear each other.
+os.environ["ROS_DOMAIN_ID"] = os.environ.get("TEXTDEPTH_TEST_DOMAIN_ID", str(1 + os.getpid() % 100))
+os.environ.setdefault("ROS_HOME", tempfile.mkdtemp(prefix="textdepth_ros_home_"))
+os.environ.setdefault("ROS_LOG_DIR", os.path.join(os.environ["ROS_HOME"], "log"))
+# Two cores on CI: keep torch from oversubscribing when tests start subprocesses.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_config_path() -> Path:
+    return REPO / "config" / "model" / "tiny.yaml"

@@ -1,0 +1,65 @@
+"""`textdepth` entry point. Each subcommand lives in its own module exposing
+`add_arguments(parser)` and `run(args) -> int`; modules are imported lazily so that
+`textdepth --help` stays fast and a broken optional dependency hits only its command.
+
+A UserError becomes one clear line on stderr and exit code 2, never a traceback.
+"""
+import argparse
+import importlib
+import sys
+
+from textdepth_ros.errors import UserError
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "info": ("textdepth_ros.info", "parameters per part and FLOPs of a model config"),
+    "predict": ("textdepth_ros.predict", "depth of one image + text, saved as .npy and a preview PNG"),
+    "demo": ("textdepth_ros.ros.demo", "run the ROS node on a generated sample and write its outputs"),
+    "make-dataset": ("textdepth_ros.data.generate", "write a small synthetic NYU-layout dataset"),
+    "train": ("textdepth_ros.train", "train on NYU Depth v2 (one GPU, many with torchrun, or CPU)"),
+    "eval": ("textdepth_ros.eval", "evaluate a checkpoint or a folder of predictions (PixelFormer protocol)"),
+    "make-bag": ("textdepth_ros.ros.make_bag", "write an RGB-D dataset into a rosbag2 (mcap or sqlite3)"),
+    "bag-eval": ("textdepth_ros.ros.bag_eval", "replay a bag through the node (or the model) and score it"),
+}
+
+
+def build_parser(chosen=None) -> argparse.ArgumentParser:
+    """All commands are listed; only `chosen` is imported and gets its real options."""
+    parser = argparse.ArgumentParser(
+        prog="textdepth",
+        description="textdepth_ros: metric depth from RGB + a scene description.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        if name != chosen:
+            sub.add_parser(name, help=help_text)
+            continue
+        module = importlib.import_module(module_name)
+        cmd = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Import only the chosen command's module (torch etc. load lazily).
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(chosen)
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    try:
+        return int(args._run(args) or 0)
+    except UserError as exc:
+        print(f"textdepth {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"textdepth {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

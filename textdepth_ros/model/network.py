@@ -1,0 +1,129 @@
+"""The assembled network: PixelFormer + CLIP text prior (paper Fig. 1).
+
+    image -> Swin -> E1..E4 ; text -> CLIP text tower -> F_text
+    E4 <- TRCA(E4, F_text)                  (eq. 1; off in the baseline / +TBCP variants)
+    Q4 = PQI(E4) ; Q1 = SAM decoder(E1..E4, Q4)
+    centres = TBCP(Q4, F_text)              (eq. 2-5; PixelFormer's BCP when off)
+    depth, uncertainty = head(Q1, centres)  (eq. 6), x4 upsampling
+
+Input: RGB in [0, 1], any size (padded to a multiple of 32, output cropped back).
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from textdepth_ros.errors import UserError
+from textdepth_ros.model.backbone import SwinBackbone
+from textdepth_ros.model.config import load_model_config, uses_text, variant_name
+from textdepth_ros.model.head import BinHead
+from textdepth_ros.model.pqi import PyramidPoolingQueries
+from textdepth_ros.model.sam import SkipAttentionDecoder
+from textdepth_ros.model.tbcp import BCP, TBCP
+from textdepth_ros.model.text_encoder import ClipTextEncoder
+from textdepth_ros.model.trca import TRCA
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+STRIDE = 32  # the backbone's coarsest reduction
+
+# Top-level modules, in the order `textdepth info` reports them.
+PARTS = ("backbone", "text_encoder", "trca", "decoder", "tbcp", "head")
+
+
+class TextDepthNet(nn.Module):
+    def __init__(self, config: dict):
+        super().__init__()
+        self.config = config
+        bb, dec, bins = config["backbone"], config["decoder"], config["bins"]
+        self.backbone = SwinBackbone(bb["timm_name"], bb["img_size"], bb.get("drop_path_rate", 0.0))
+        ch = self.backbone.channels
+        self.text_encoder = ClipTextEncoder(config["text_encoder"]) if uses_text(config) else None
+        width = self.text_encoder.width if self.text_encoder is not None else None
+        self.trca = TRCA(ch[3], width) if config["trca"] else None
+        self.pqi = PyramidPoolingQueries(ch[3], dec["pqi_channels"], dec["pool_scales"])
+        self.sam = SkipAttentionDecoder(ch, dec["pqi_channels"], dec["sam_dims"], dec["sam_heads"], dec["window_size"])
+        if config["tbcp"]:
+            self.tbcp = TBCP(dec["pqi_channels"], width, bins["n_bins"], bins["mlp_hidden"], bins["dataset_min"],
+                             bins["dataset_max"], bins["fixed_min"], text_range=config.get("text_range", True))
+        else:
+            self.tbcp = BCP(dec["pqi_channels"], bins["n_bins"], bins["mlp_hidden"], bins["fixed_min"], bins["dataset_max"])
+        self.head = BinHead(dec["sam_dims"][0], bins["n_bins"])
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def variant(self) -> str:
+        return variant_name(self.config)
+
+    @property
+    def uses_text(self) -> bool:
+        return self.text_encoder is not None
+
+    def parts(self) -> dict:
+        """name -> modules, for counting; the decoder is PQI + SAM stages."""
+        return {
+            "backbone": [self.backbone],
+            "text_encoder": [self.text_encoder],
+            "trca": [self.trca],
+            "decoder": [self.pqi, self.sam],
+            "tbcp": [self.tbcp],
+            "head": [self.head],
+        }
+
+    def encode_text(self, texts) -> torch.Tensor:
+        """Cached CLIP embeddings [B, C] of a list of strings."""
+        if self.text_encoder is None:
+            raise UserError(f"the '{self.variant}' variant has no text encoder")
+        return self.text_encoder(texts)
+
+    def forward(self, images: torch.Tensor, texts=None, text_embedding: torch.Tensor = None) -> dict:
+        """images [B, 3, H, W] RGB in [0, 1]; texts: B strings (or text_embedding [B, C]).
+        Returns depth and uncertainty [B, 1, H, W] in metres (float32), bin_centers
+        [B, n_bins] and depth_range [B, 2] (the bins' d_min, d_max)."""
+        h, w = images.shape[-2:]
+        x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
+        x = F.pad(x, (0, (-w) % STRIDE, 0, (-h) % STRIDE), mode="replicate")
+        f_text = None
+        if self.text_encoder is not None:
+            if text_embedding is None:
+                if texts is None:
+                    raise UserError("this model reads a scene text: pass texts (or text_embedding)")
+                text_embedding = self.text_encoder(texts)
+            f_text = text_embedding.to(x.device)
+        e1, e2, e3, e4 = self.backbone(x)
+        if self.trca is not None:
+            e4 = self.trca(e4, f_text)
+        q4 = self.pqi(e4)
+        q1 = self.sam([e1, e2, e3, e4], q4)
+        centres, depth_range = self.tbcp(q4, f_text)
+        depth, uncertainty = self.head(q1, centres)
+        return {
+            "depth": depth[..., :h, :w],
+            "uncertainty": uncertainty[..., :h, :w],
+            "bin_centers": centres,
+            "depth_range": depth_range,
+        }
+
+    def load_pretrained(self) -> dict:
+        """Load the pretrained parts the config names (Swin, CLIP). Returns a report."""
+        report = {}
+        source = self.config["backbone"].get("pretrained")
+        if source == "hub":
+            self.backbone.load_from_hub(self.config["backbone"]["timm_name"])
+            report["backbone"] = "hub"
+        elif source:
+            report["backbone"] = self.backbone.load_pretrained(source)
+        if self.text_encoder is not None and self.config["text_encoder"].get("pretrained"):
+            te = self.config["text_encoder"]
+            report["text_encoder"] = self.text_encoder.load_pretrained(te["pretrained"], te.get("clip_model"))
+        return report
+
+
+def build_model(config, variant: str = None, pretrained: bool = True) -> TextDepthNet:
+    """A model from a config name/path/dict. `pretrained` loads the Swin and CLIP weights
+    the config names (skip it when a checkpoint will overwrite them anyway)."""
+    cfg = load_model_config(config, variant)
+    model = TextDepthNet(cfg)
+    if pretrained:
+        model.load_pretrained()
+    return model

@@ -1,0 +1,31 @@
+"""PQI: Pixel Query Initialiser (PixelFormer). Pyramid pooling (PSPNet's PPM) on the
+(text-enhanced) 1/32 features gives the initial pixel queries Q4 with global context:
+pool at scales 1, 2, 3, 6 -> 1x1 conv -> upsample, concatenate with the input, 3x3 conv.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_bn_relu(cin: int, cout: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class PyramidPoolingQueries(nn.Module):
+    def __init__(self, in_channels: int, channels: int, pool_scales=(1, 2, 3, 6)):
+        super().__init__()
+        self.pool_scales = tuple(pool_scales)
+        self.branches = nn.ModuleList(conv_bn_relu(in_channels, channels, 1) for _ in self.pool_scales)
+        self.bottleneck = conv_bn_relu(in_channels + len(self.pool_scales) * channels, channels, 3)
+
+    def forward(self, e4: torch.Tensor) -> torch.Tensor:
+        size = e4.shape[-2:]
+        pooled = [
+            F.interpolate(branch(F.adaptive_avg_pool2d(e4, scale)), size=size, mode="bilinear", align_corners=False)
+            for scale, branch in zip(self.pool_scales, self.branches)
+        ]
+        return self.bottleneck(torch.cat([e4, *pooled], dim=1))

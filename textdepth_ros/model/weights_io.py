@@ -1,0 +1,49 @@
+"""Reading weight files safely: safetensors, or torch.load(weights_only=True).
+Nothing here can execute code stored in a file."""
+from pathlib import Path
+
+import torch
+
+from textdepth_ros.errors import CheckpointError, WeightsUnavailableError
+from textdepth_ros.paths import weights_dir
+
+
+def resolve_weights_path(path, what: str) -> Path:
+    """A path as given, else relative to the package's model/ folder. Missing -> one
+    clear error naming the file and where it can go."""
+    candidates = [Path(path).expanduser()]
+    if not candidates[0].is_absolute():
+        candidates.append(weights_dir().parent / path)  # "model/x.pth" from the share dir
+        candidates.append(weights_dir() / Path(path).name)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise WeightsUnavailableError(
+        f"{what} weights not found: {path}. Put the file at {weights_dir() / Path(path).name} "
+        f"or set its path in the model config (see model/README.md)"
+    )
+
+
+def read_state_dict(path: Path, what: str = "weights") -> dict:
+    """Tensors of a .safetensors file or of a plain torch state dict (no pickled code)."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - every reader error means the same to a user
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read {what} file {path}: {first_line}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{what} file {path} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def unwrap_state_dict(state: dict) -> dict:
+    """Training checkpoints nest their weights under 'model' or 'state_dict'."""
+    for key in ("model", "state_dict", "module"):
+        if key in state and isinstance(state[key], dict):
+            return state[key]
+    return state
