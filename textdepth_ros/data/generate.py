@@ -1,0 +1,161 @@
+"""Write a small synthetic dataset in the NYU Depth v2 (BTS/PixelFormer) layout.
+
+Scene folders (`bedroom_0001/rgb_00012.jpg`, `.../sync_depth_00012.png` in uint16
+millimetres) plus a train list in the BTS train style (leading '/') and a test list in
+the Eigen test style. Each image is a ray-cast room seen by a NYU-like camera: floor,
+walls, ceiling and a few boxes, depth 0.5-10 m. Appearance carries depth cues a network
+can learn: world-space textures (tiles shrink with distance), light falling off with
+distance, and room sizes that depend on the scene type (so the scene text is
+informative, as in the paper). A few small holes have depth 0, like Kinect dropouts.
+"""
+import argparse
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from textdepth_ros.data.nyu import NYU_INTRINSICS, save_depth_png
+from textdepth_ros.errors import UserError
+
+# scene type -> (back-wall distance range m, room half-width range m, base colours RGB 0..1)
+SCENES = {
+    "bathroom": ((2.2, 3.5), (1.0, 1.6), [(0.85, 0.88, 0.9), (0.55, 0.7, 0.8), (0.95, 0.95, 0.95)]),
+    "bedroom": ((3.2, 5.5), (1.6, 2.4), [(0.75, 0.62, 0.5), (0.55, 0.45, 0.6), (0.9, 0.85, 0.75)]),
+    "kitchen": ((3.0, 5.5), (1.4, 2.2), [(0.8, 0.8, 0.7), (0.6, 0.35, 0.25), (0.9, 0.9, 0.85)]),
+    "office": ((4.0, 7.5), (2.0, 3.0), [(0.6, 0.6, 0.62), (0.35, 0.45, 0.6), (0.85, 0.85, 0.88)]),
+    "living_room": ((4.5, 8.0), (2.2, 3.2), [(0.6, 0.45, 0.3), (0.7, 0.6, 0.4), (0.85, 0.8, 0.7)]),
+    "classroom": ((6.0, 9.0), (2.8, 3.8), [(0.5, 0.55, 0.45), (0.75, 0.7, 0.55), (0.9, 0.9, 0.9)]),
+}
+MIN_DEPTH, MAX_DEPTH = 0.5, 9.99
+
+
+def _rotation(yaw: float, pitch: float) -> np.ndarray:
+    cy, sy, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
+    r_yaw = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    r_pitch = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    return r_yaw @ r_pitch
+
+
+def render_room(rng: np.random.Generator, scene_type: str, room: dict, height: int, width: int):
+    """(rgb uint8 HxWx3, depth float32 HxW metres) of one view of `room`."""
+    sx, sy = width / NYU_INTRINSICS["width"], height / NYU_INTRINSICS["height"]
+    fx, fy = NYU_INTRINSICS["fx"] * sx, NYU_INTRINSICS["fy"] * sy
+    cx, cy = NYU_INTRINSICS["cx"] * sx, NYU_INTRINSICS["cy"] * sy
+    v, u = np.mgrid[0:height, 0:width].astype(np.float64)
+    rays = np.stack([(u + 0.5 - cx) / fx, (v + 0.5 - cy) / fy, np.ones_like(u)], -1)  # z = 1: t is optical depth
+    rays = rays @ _rotation(rng.uniform(-0.35, 0.35), rng.uniform(-0.12, 0.08)).T
+    eye = np.array([rng.uniform(-0.3, 0.3), 0.0, rng.uniform(-0.3, 0.3)])
+
+    t_best = np.full((height, width), np.inf)
+    material = np.zeros((height, width), np.int32)
+    # Planes (axis, offset, material): floor, ceiling, walls. y points down (camera convention).
+    planes = [(1, room["cam_h"], 0), (1, room["cam_h"] - room["room_h"], 1), (0, -room["half_w"], 2),
+              (0, room["half_w"], 2), (2, room["depth"], 2), (2, -1.0, 2)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for axis, offset, mat in planes:
+            t = (offset - eye[axis]) / rays[..., axis]
+            hit = (t > 0) & (t < t_best)
+            t_best[hit], material[hit] = t[hit], mat
+        for k, (lo, hi) in enumerate(room["boxes"]):  # slab test against axis-aligned boxes
+            t1, t2 = (lo - eye) / rays, (hi - eye) / rays
+            t_near = np.minimum(t1, t2).max(-1)
+            t_far = np.maximum(t1, t2).min(-1)
+            hit = (t_far >= t_near) & (t_near > 0) & (t_near < t_best)
+            t_best[hit], material[hit] = t_near[hit], 3 + k
+
+    depth = np.clip(t_best, MIN_DEPTH, MAX_DEPTH)
+    point = eye + rays * t_best[..., None]
+    palette = room["palette"]
+    rgb = np.zeros((height, width, 3))
+    # World-space patterns: their image-space frequency grows with distance (a depth cue).
+    tiles = ((np.floor(point[..., 0] / 0.5) + np.floor(point[..., 2] / 0.5)) % 2)[..., None]
+    stripes = (np.floor((point[..., 0] + point[..., 2]) / 0.3) % 2)[..., None]
+    for mat in range(3 + len(room["boxes"])):
+        sel = material == mat
+        base = np.array(palette[min(mat, 2)] if mat < 3 else room["box_colours"][mat - 3])
+        pattern = {0: 0.75 + 0.25 * tiles, 2: 0.85 + 0.15 * stripes}.get(mat, np.ones_like(tiles))
+        rgb[sel] = (base * pattern[sel]).reshape(-1, 3)
+    light = (0.3 + 0.7 * np.exp(-depth / 5.0))[..., None]  # a lamp near the camera
+    rgb = rgb * light + rng.normal(0, 0.015, rgb.shape)
+    rgb = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+
+    depth = depth.astype(np.float32)
+    for _ in range(rng.integers(0, 4)):  # sensor dropouts
+        centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        axes = (int(rng.integers(2, max(3, width // 25))), int(rng.integers(2, max(3, height // 25))))
+        cv2.ellipse(depth, centre, axes, 0, 0, 360, 0.0, -1)
+    return rgb, depth
+
+
+def make_room(rng: np.random.Generator, scene_type: str) -> dict:
+    (d_lo, d_hi), (w_lo, w_hi), palette = SCENES[scene_type]
+    room = {"depth": rng.uniform(d_lo, d_hi), "half_w": rng.uniform(w_lo, w_hi),
+            "cam_h": rng.uniform(1.1, 1.5), "room_h": rng.uniform(2.5, 3.0), "palette": palette}
+    boxes, colours = [], []
+    for _ in range(rng.integers(1, 5)):
+        size = rng.uniform([0.3, 0.3, 0.3], [1.2, 1.4, 1.0])
+        x0 = rng.uniform(-room["half_w"], room["half_w"] - size[0])
+        z0 = rng.uniform(1.0, max(1.1, room["depth"] - size[2]))
+        lo = np.array([x0, room["cam_h"] - size[1], z0])
+        boxes.append((lo, lo + size))
+        colours.append(tuple(rng.uniform(0.15, 0.95, 3)))
+    room["boxes"], room["box_colours"] = boxes, colours
+    return room
+
+
+def generate_dataset(out_dir, n_train: int = 48, n_test: int = 16, height: int = 480, width: int = 640,
+                     seed: int = 0, views_per_room: int = 4, progress: bool = False) -> dict:
+    """Write the dataset; returns dict(root, train_list, test_list) (paths as str)."""
+    if n_train < 0 or n_test < 0 or n_train + n_test == 0:
+        raise UserError("need at least one image (n_train + n_test > 0)")
+    if height < 32 or width < 32:
+        raise UserError(f"image size {height}x{width} is too small (at least 32x32)")
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    types = list(SCENES)
+    focal = NYU_INTRINSICS["fx"] * width / NYU_INTRINSICS["width"]
+    lines = {"train": [], "test": []}
+    index, room_number = 0, 0
+    jobs = [("train", n_train), ("test", n_test)]
+    bar = tqdm(total=n_train + n_test, desc="make-dataset", unit="img", disable=not progress)
+    for split, count in jobs:
+        made = 0
+        while made < count:
+            room_number += 1
+            scene_type = types[room_number % len(types)]
+            folder = f"{scene_type}_{room_number:04d}"
+            (root / folder).mkdir(exist_ok=True)
+            room = make_room(rng, scene_type)
+            for _ in range(min(views_per_room, count - made)):
+                rgb, depth = render_room(rng, scene_type, room, height, width)
+                rgb_rel, depth_rel = f"{folder}/rgb_{index:05d}.jpg", f"{folder}/sync_depth_{index:05d}.png"
+                cv2.imwrite(str(root / rgb_rel), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+                save_depth_png(root / depth_rel, depth)
+                # Train list in the BTS train style (leading '/'), test list in the Eigen style.
+                prefix = "/" if split == "train" else ""
+                lines[split].append(f"{prefix}{rgb_rel} {prefix}{depth_rel} {focal:.4f}")
+                index, made = index + 1, made + 1
+                bar.update(1)
+    bar.close()
+    paths = {"root": str(root), "train_list": str(root / "train_list.txt"), "test_list": str(root / "test_list.txt")}
+    for split in ("train", "test"):
+        Path(paths[f"{split}_list"]).write_text("\n".join(lines[split]) + ("\n" if lines[split] else ""))
+    return paths
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output folder (created; existing files are overwritten)")
+    parser.add_argument("--n-train", type=int, default=48, help="number of training images (default 48)")
+    parser.add_argument("--n-test", type=int, default=16, help="number of test images (default 16)")
+    parser.add_argument("--height", type=int, default=480, help="image height in pixels (default 480, as NYU)")
+    parser.add_argument("--width", type=int, default=640, help="image width in pixels (default 640, as NYU)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same dataset")
+
+
+def run(args) -> int:
+    paths = generate_dataset(args.out, args.n_train, args.n_test, args.height, args.width, args.seed, progress=True)
+    print(f"data root:  {paths['root']}\ntrain list: {paths['train_list']}\ntest list:  {paths['test_list']}")
+    return 0

@@ -1,0 +1,38 @@
+"""Per-image scene text: from the scene folder name through a prompt template, or from
+a captions folder holding one .txt per image (same relative path, .txt suffix).
+
+"living_room_0012" -> "living room"; "kitchen_0028b" -> "kitchen"; the Eigen test
+list's folders ("bathroom") are already scene types.
+"""
+import re
+from pathlib import Path
+
+from textdepth_ros.errors import UserError
+
+_SUFFIX = re.compile(r"_\d+[a-z]?$")  # NYU raw scene ids: _0012, _0028b
+
+
+def scene_name(folder: str) -> str:
+    name = _SUFFIX.sub("", folder.strip("/"))
+    return name.replace("_", " ").strip() or "room"
+
+
+class SceneText:
+    def __init__(self, template: str = "a photo of a {scene}", captions_dir=None):
+        if "{scene}" not in template:
+            raise UserError(f"text template {template!r} must contain '{{scene}}'")
+        self.template = template
+        self.captions_dir = Path(captions_dir) if captions_dir else None
+        if self.captions_dir is not None and not self.captions_dir.is_dir():
+            raise UserError(f"captions folder not found: {self.captions_dir}")
+
+    def text_for(self, sample) -> str:
+        if self.captions_dir is not None:
+            path = (self.captions_dir / sample.rgb).with_suffix(".txt")
+            if path.is_file():
+                text = " ".join(path.read_text().split())
+                if text:
+                    return text
+            # No caption for this image: fall back to the scene name rather than fail
+            # a 20-epoch run on one missing file; the logged texts show it.
+        return self.template.format(scene=scene_name(sample.scene))
