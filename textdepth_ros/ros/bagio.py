@@ -1,0 +1,217 @@
+"""rosbag2 files without ROS 2 installed: the pure-Python `rosbags` library writes and
+reads them (mcap and sqlite3). Its CDR bytes are exactly rclpy's serialization, so a
+message read from a bag can be published raw, and a message received raw can be
+written unchanged.
+
+Writing builds messages with the rosbags typestore (no rclpy needed for make-bag);
+reading hands out raw bytes, and `decode()` turns them into rclpy messages so the
+bag tools and the node share one image decoder (conversions.py).
+"""
+import functools
+import importlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from textdepth_ros.errors import UserError
+
+STORAGES = ("mcap", "sqlite3")
+# Metadata version 8 is the newest one whose QoS block Humble's reader still parses;
+# Jazzy and Kilted read it too.
+DEFAULT_BAG_VERSION = 8
+
+# Topic defaults: the realsense2_camera names, so a robot's bag needs no options.
+DEFAULT_TOPICS = {
+    "image": "/camera/color/image_raw",
+    "camera_info": "/camera/color/camera_info",
+    "depth": "/camera/depth/image_raw",
+    "text": "/scene_text",
+}
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+STRING_TYPE = "std_msgs/msg/String"
+
+
+@functools.lru_cache(maxsize=1)
+def typestore():
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+def qos_profile(transient_local: bool = False, depth: int = 10):
+    """The offered QoS written into metadata; `ros2 bag play` republishes with it, so a
+    transient-local /scene_text still reaches a node that starts after the text."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    zero = QosTime(sec=0, nsec=0)  # rmw's "default" (= infinite) durations
+    return Qos(
+        history=QosHistory.KEEP_LAST, depth=depth, reliability=QosReliability.RELIABLE,
+        durability=QosDurability.TRANSIENT_LOCAL if transient_local else QosDurability.VOLATILE,
+        deadline=zero, lifespan=zero, liveliness=QosLiveliness.AUTOMATIC,
+        liveliness_lease_duration=zero, avoid_ros_namespace_conventions=False,
+    )
+
+
+# ---------------------------------------------------------------- message builders
+def header(stamp_ns: int, frame_id: str):
+    types = typestore().types
+    stamp = types["builtin_interfaces/msg/Time"](sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000))
+    return types["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
+
+
+def image_message(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str):
+    """rgb8 (HxWx3 uint8), 16UC1 (HxW uint16) or 32FC1 (HxW float32), little-endian rows."""
+    layouts = {"rgb8": (np.uint8, 3), "16UC1": (np.dtype("<u2"), 1), "32FC1": (np.dtype("<f4"), 1)}
+    dtype, channels = layouts[encoding]
+    array = np.ascontiguousarray(array, dtype=dtype)
+    height, width = array.shape[:2]
+    return typestore().types[IMAGE_TYPE](
+        header=header(stamp_ns, frame_id), height=height, width=width, encoding=encoding,
+        is_bigendian=0, step=width * channels * np.dtype(dtype).itemsize,
+        data=array.reshape(-1).view(np.uint8),
+    )
+
+
+def camera_info_message(intrinsics: dict, height: int, width: int, stamp_ns: int, frame_id: str):
+    """Pinhole, no distortion (NYU's images are undistorted; RealSense colour is too)."""
+    fx, fy, cx, cy = (float(intrinsics[k]) for k in ("fx", "fy", "cx", "cy"))
+    types = typestore().types
+    return types[CAMERA_INFO_TYPE](
+        header=header(stamp_ns, frame_id), height=height, width=width, distortion_model="plumb_bob",
+        d=np.zeros(5), k=np.array([fx, 0, cx, 0, fy, cy, 0, 0, 1], dtype=np.float64),
+        r=np.eye(3).reshape(-1), p=np.array([fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0], dtype=np.float64),
+        binning_x=0, binning_y=0,
+        roi=types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
+    )
+
+
+def string_message(text: str):
+    return typestore().types[STRING_TYPE](data=text)
+
+
+def scale_intrinsics(intrinsics: dict, height: int, width: int) -> dict:
+    """Intrinsics given at intrinsics['height'] x ['width'] -> the same camera at height x width
+    (a resized image: focal lengths and centre scale with the axis; pixel-centre convention)."""
+    src_h, src_w = intrinsics.get("height", height), intrinsics.get("width", width)
+    sx, sy = width / src_w, height / src_h
+    return {
+        "fx": intrinsics["fx"] * sx, "fy": intrinsics["fy"] * sy,
+        "cx": (intrinsics["cx"] + 0.5) * sx - 0.5, "cy": (intrinsics["cy"] + 0.5) * sy - 0.5,
+        "height": height, "width": width,
+    }
+
+
+# ------------------------------------------------------------------------ writing
+class BagWriter:
+    """`with BagWriter(path, "mcap") as bag: bag.add_topic(...); bag.write(...)`.
+
+    Writes go to a bag whose metadata.yaml is the one `ros2 bag info/play` reads."""
+
+    def __init__(self, path, storage: str = "mcap", version: int = DEFAULT_BAG_VERSION, overwrite: bool = False):
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        if storage not in STORAGES:
+            raise UserError(f"unknown bag storage '{storage}' (one of {', '.join(STORAGES)})")
+        self.path = Path(path)
+        if self.path.exists():
+            if not overwrite:
+                raise UserError(f"{self.path} already exists (choose another path or pass --overwrite)")
+            if not (self.path / "metadata.yaml").is_file() and any(self.path.iterdir()):
+                raise UserError(f"refusing to overwrite {self.path}: it is not a bag folder")
+            shutil.rmtree(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+        self._writer = Writer(self.path, version=version, storage_plugin=plugin)
+        self._connections = {}
+        self.counts = {}
+
+    def __enter__(self):
+        self._writer.open()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._writer.close()
+        if exc_type is not None:  # a half-written bag is worse than none
+            shutil.rmtree(self.path, ignore_errors=True)
+        return False
+
+    def add_topic(self, topic: str, msgtype: str, transient_local: bool = False) -> None:
+        self._connections[topic] = self._writer.add_connection(
+            topic, msgtype, typestore=typestore(), offered_qos_profiles=[qos_profile(transient_local)])
+        self.counts[topic] = 0
+
+    def write(self, topic: str, timestamp_ns: int, message) -> None:
+        connection = self._connections[topic]
+        self.write_raw(topic, timestamp_ns, typestore().serialize_cdr(message, connection.msgtype))
+
+    def write_raw(self, topic: str, timestamp_ns: int, raw) -> None:
+        self._writer.write(self._connections[topic], int(timestamp_ns), raw)
+        self.counts[topic] += 1
+
+
+# ------------------------------------------------------------------------ reading
+def open_reader(path):
+    """An opened rosbags Reader, or a UserError that says what is wrong with `path`."""
+    from rosbags.rosbag2 import Reader
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"bag not found: {path}")
+    if path.is_file():  # a bare .mcap/.db3 handed in: rosbag2 bags are folders
+        if (path.parent / "metadata.yaml").is_file():
+            path = path.parent
+        else:
+            raise UserError(f"{path} is a file; a rosbag2 bag is the folder holding metadata.yaml")
+    try:
+        reader = Reader(path)
+        reader.open()
+    except Exception as exc:  # noqa: BLE001 - rosbags raises several types for bad bags
+        raise UserError(f"cannot open bag {path}: {exc}") from None
+    return reader
+
+
+def topic_table(reader) -> dict:
+    """{topic: (msgtype, message count)} of an open reader."""
+    table = {}
+    for connection in reader.connections:
+        msgtype, count = table.get(connection.topic, (connection.msgtype, 0))
+        table[connection.topic] = (msgtype, count + connection.msgcount)
+    return table
+
+
+def require_topic(table: dict, topic: str, msgtype: str, role: str, option: str) -> None:
+    if topic not in table:
+        present = ", ".join(f"{t} ({m.split('/')[-1]})" for t, (m, _) in sorted(table.items())) or "none"
+        raise UserError(f"the bag has no {role} topic '{topic}' (set it with {option}); topics in the bag: {present}")
+    if table[topic][0] != msgtype:
+        raise UserError(f"{role} topic '{topic}' has type {table[topic][0]}, expected {msgtype}")
+    if table[topic][1] == 0:
+        raise UserError(f"{role} topic '{topic}' has no messages")
+
+
+def iter_raw(reader, topics):
+    """(topic, log time ns, raw CDR bytes) of `topics`, in log-time order."""
+    wanted = set(topics)
+    connections = [c for c in reader.connections if c.topic in wanted]
+    for connection, timestamp, raw in reader.messages(connections=connections):
+        yield connection.topic, timestamp, raw
+
+
+@functools.lru_cache(maxsize=None)
+def message_class(msgtype: str):
+    """'sensor_msgs/msg/Image' -> the rclpy class sensor_msgs.msg.Image."""
+    package, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+def decode(raw, msgtype: str):
+    """Raw CDR -> rclpy message (the same bytes the node's subscription would get)."""
+    from rclpy.serialization import deserialize_message
+
+    return deserialize_message(bytes(raw), message_class(msgtype))
+
+
+def stamp_ns(header_msg) -> int:
+    return int(header_msg.stamp.sec) * 1_000_000_000 + int(header_msg.stamp.nanosec)
