@@ -1,0 +1,70 @@
+"""Model evaluation under PixelFormer's protocol, shared by `textdepth eval` and the
+periodic evaluation in training.
+
+Flip test-time augmentation as PixelFormer's eval.py (post_process_depth, 'mean'):
+depth = (pred(x) + flip(pred(flip(x)))) / 2.
+"""
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from textdepth_ros.metrics import METRIC_NAMES, MetricAverager, evaluate_depth
+
+
+def autocast(device: torch.device, dtype):
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def predict(model, images: torch.Tensor, texts, flip_tta: bool = True, amp_dtype=None) -> torch.Tensor:
+    """[B,3,H,W] in [0,1] -> depth [B,1,H,W] float32 metres, with optional flip TTA.
+    A text embedding is computed once and reused for the flipped pass."""
+    net = model.module if hasattr(model, "module") else model
+    embedding = net.encode_text(texts) if net.uses_text else None
+    with autocast(images.device, amp_dtype):
+        depth = net(images, text_embedding=embedding)["depth"].float()
+        if flip_tta:
+            flipped = net(torch.flip(images, dims=[3]), text_embedding=embedding)["depth"].float()
+            depth = 0.5 * (depth + torch.flip(flipped, dims=[3]))
+    return depth
+
+
+def evaluate_model(model, loader, device, flip_tta=True, amp_dtype=None, crop="eigen", min_depth=1e-3,
+                   max_depth=10.0, per_image=None, progress=True, first_batch_out=None) -> dict:
+    """Mean metrics over the loader's images (all ranks combined under DDP).
+    per_image: a list that receives (name, metrics) rows of this rank.
+    first_batch_out: a dict that receives the first batch and its prediction (panels)."""
+    net = model.module if hasattr(model, "module") else model
+    was_training = net.training
+    net.eval()
+    averager = MetricAverager()
+    for batch in tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False):
+        images = batch["image"].to(device, non_blocking=True)
+        pred = predict(net, images, batch["text"], flip_tta, amp_dtype).cpu().numpy()
+        gt = batch["depth"].numpy()
+        if first_batch_out is not None and not first_batch_out:
+            first_batch_out.update(batch=batch, pred=pred)
+        for b, name in enumerate(batch["name"]):
+            metrics = evaluate_depth(pred[b, 0], gt[b, 0], crop=crop, min_depth=min_depth, max_depth=max_depth)
+            averager.add(metrics)
+            if per_image is not None and metrics is not None:
+                per_image.append((name, metrics))
+    net.train(was_training)
+    if dist.is_available() and dist.is_initialized():
+        totals = torch.tensor([averager.sums[n] for n in METRIC_NAMES] + [averager.count], dtype=torch.float64,
+                              device=device if device.type == "cuda" else "cpu")
+        dist.all_reduce(totals)
+        averager = MetricAverager()
+        averager.merge_totals(dict(zip(METRIC_NAMES, totals[:-1].tolist())), int(totals[-1].item()))
+    return averager.mean()
+
+
+def shard(n: int, rank: int, world: int) -> "list[int]":
+    """Strided shard of n items without padding: no image is counted twice (unlike
+    DistributedSampler, which repeats items to even out the ranks)."""
+    return list(np.arange(n)[rank::world])
