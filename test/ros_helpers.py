@@ -1,0 +1,247 @@
+"""Helpers for tests that talk to a real depth_node over real DDS.
+
+`NodeProcess` runs the node as a separate process (the way users run it) and cleans
+the Fast DDS shared-memory files that process leaves; `Client` is an in-process rclpy
+node that publishes camera-like input and collects every output by stamp.
+"""
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import String
+
+from textdepth_ros.ros.conversions import numpy_to_image
+from textdepth_ros.ros.depth_node import text_qos
+from textdepth_ros.ros.diagnostics import diagnostic_values
+
+REPO = Path(__file__).resolve().parent.parent
+NODE_EXE = REPO / ".venv" / "bin" / "depth_node"
+SMALL_PARAMS = {"model_config": "tiny", "warmup_height": 96, "warmup_width": 128, "diagnostics_period": 0.2}
+
+
+# -- shared memory hygiene -------------------------------------------------------------
+def fastdds_files_of(pid: int) -> set:
+    """/dev/shm/fastdds_* segments a live process has mapped (its own and shared port files)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return set()
+    return {line.split()[-1] for line in maps.splitlines() if "/dev/shm/fastdds_" in line}
+
+
+def _mapped_by_anyone() -> set:
+    mapped = set()
+    for maps in glob.glob("/proc/[0-9]*/maps"):
+        try:
+            text = Path(maps).read_text()
+        except OSError:
+            continue
+        mapped.update(line.split()[-1] for line in text.splitlines() if "/dev/shm/fastdds_" in line)
+    return mapped
+
+
+def remove_orphaned_fastdds_files(paths) -> list:
+    """Remove the given segments (and their _el / mutex companions) unless a live
+    process still maps them: a crashed participant never deletes its own."""
+    in_use = _mapped_by_anyone()
+    removed = []
+    for path in paths:
+        if path in in_use:
+            continue
+        name = os.path.basename(path)
+        for victim in (path, path + "_el", f"/dev/shm/sem.{name}_mutex"):
+            try:
+                os.unlink(victim)
+                removed.append(victim)
+            except OSError:
+                pass
+    return removed
+
+
+# -- the node as a process -------------------------------------------------------------
+class NodeProcess:
+    def __init__(self, params: dict = None, params_file=None, args=(), log_path=None, namespace=None):
+        cmd = [str(NODE_EXE), *args, "--ros-args"]
+        if namespace:
+            cmd += ["-r", f"__ns:={namespace}"]
+        if params_file:
+            cmd += ["--params-file", str(params_file)]
+        for key, value in (params or {}).items():
+            cmd += ["-p", f"{key}:={_param_text(value)}"]
+        self.log_path = Path(log_path or f"/tmp/textdepth_node_{os.getpid()}_{time.monotonic_ns()}.log")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        self._shm = set()
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "ready:" in self.log():
+                self._shm |= fastdds_files_of(self.proc.pid)
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"depth_node exited with {self.proc.returncode}:\n{self.log()}")
+            time.sleep(0.1)
+        raise TimeoutError(f"depth_node not ready after {timeout} s:\n{self.log()}")
+
+    def interrupt(self, timeout: float = 30.0) -> int:
+        """SIGINT and wait; returns the exit code (kills and raises if it hangs)."""
+        if self.proc.poll() is None:
+            self._shm |= fastdds_files_of(self.proc.pid)
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self._shm |= fastdds_files_of(self.proc.pid)
+            self.proc.kill()
+            self.proc.wait(10)
+        self.cleanup()
+
+    def cleanup(self) -> list:
+        self._log.close()
+        return remove_orphaned_fastdds_files(self._shm)
+
+    def leftover_shm(self) -> list:
+        """This process's segments still on disk after it exited."""
+        return sorted(p for p in self._shm if os.path.exists(p) and "fastdds_port" not in p)
+
+
+def _param_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"'{value}'" if value == "" else value
+    return str(value)
+
+
+# -- the test side ---------------------------------------------------------------------
+def camera_info(height: int, width: int, f: float = None, stamp=None, frame_id="camera_optical") -> CameraInfo:
+    f = f if f is not None else 0.8 * width
+    info = CameraInfo()
+    info.header.frame_id = frame_id
+    if stamp is not None:
+        info.header.stamp = stamp
+    info.height, info.width = height, width
+    info.distortion_model = "plumb_bob"
+    info.d = [0.0] * 5
+    info.k = [f, 0.0, width / 2 - 0.5, 0.0, f, height / 2 - 0.5, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [f, 0.0, width / 2 - 0.5, 0.0, 0.0, f, height / 2 - 0.5, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+def sample_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth colour pattern with some structure (untrained models still react to it)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1), np.full_like(xx, 128)], -1)
+    return np.clip(base + rng.integers(-20, 20, base.shape), 0, 255).astype(np.uint8)
+
+
+class Client:
+    """In-process rclpy node on the other side of the topics."""
+
+    OUTPUTS = {"depth": Image, "depth/camera_info": CameraInfo, "depth/uncertainty": Image,
+               "points": PointCloud2, "depth/preview": Image}
+
+    def __init__(self, name="textdepth_test_client", namespace="", outputs=None):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, namespace=namespace, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.pub_image = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.pub_info = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
+        self.pub_text = self.node.create_publisher(String, "text", text_qos())
+        self.received = {topic: {} for topic in (outputs or self.OUTPUTS)}
+        self.arrivals = []  # (monotonic time, stamp key) of depth messages
+        for topic in self.received:
+            self.node.create_subscription(self.OUTPUTS[topic], topic, self._collector(topic), 10)
+        self.diagnostics = {}
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+
+    def _collector(self, topic):
+        def collect(msg):
+            key = stamp_key(msg.header.stamp)
+            self.received[topic][key] = msg
+            if topic == "depth":
+                self.arrivals.append((time.monotonic(), key))
+        return collect
+
+    def _on_diagnostics(self, msg):
+        values = diagnostic_values(msg)
+        if values:
+            self.diagnostics = values
+
+    def spin_until(self, condition, timeout: float = 60.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            self.executor.spin_once(timeout_sec=0.05)
+        if not condition():
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}; diagnostics={self.diagnostics}")
+
+    def spin_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def wait_connected(self, node_proc=None, timeout: float = 60.0) -> None:
+        """Until the node's subscriptions and our subscriptions have matched."""
+        self.spin_until(lambda: self.pub_image.get_subscription_count() > 0
+                        and self.pub_text.get_subscription_count() > 0
+                        and self.node.count_publishers("depth") > 0
+                        and bool(self.diagnostics), timeout, "the node to connect")
+
+    def send_text(self, text: str, wait: bool = True, timeout: float = 30.0) -> None:
+        self.pub_text.publish(String(data=text))
+        if wait:
+            self.spin_until(lambda: self.diagnostics.get("text") == text, timeout, f"text '{text[:40]}'")
+
+    def send_frame(self, rgb: np.ndarray, stamp_ns: int, encoding="rgb8", info: CameraInfo = None,
+                   frame_id="camera_optical") -> tuple:
+        msg = numpy_to_image(rgb, encoding)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        msg.header.frame_id = frame_id
+        if info is not None:
+            info.header = msg.header
+            self.pub_info.publish(info)
+        self.pub_image.publish(msg)
+        return stamp_key(msg.header.stamp)
+
+    def wait_depth(self, key, timeout: float = 60.0, topics=("depth",)) -> dict:
+        self.spin_until(lambda: all(key in self.received[t] for t in topics), timeout, f"outputs {topics} of {key}")
+        return {t: self.received[t][key] for t in topics}
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def stamp_key(stamp) -> tuple:
+    return (int(stamp.sec), int(stamp.nanosec))
+
+
+def int_value(diagnostics: dict, key: str) -> int:
+    return int(diagnostics.get(key, "0"))

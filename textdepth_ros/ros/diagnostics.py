@@ -1,0 +1,93 @@
+"""Counters the node keeps and the diagnostic_msgs/DiagnosticArray it publishes.
+
+One status, `depth_node: inference`, WARN while the weights are untrained. Tests
+and the demo read its values (frames, drops, encoder_calls, text) instead of
+reaching into the process.
+"""
+import threading
+import time
+from collections import deque
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+WINDOW = 50  # frames in the rate / latency window
+
+
+class NodeStats:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.published = 0
+        self.bad_frames = 0  # unreadable images (encoding, size)
+        self.failed = 0  # frames that raised in the model or publishing
+        self.no_camera_info = 0
+        self.bad_intrinsics = 0
+        self.forward_ms = 0.0
+        self.text = ""
+        self._latencies = deque(maxlen=WINDOW)
+        self._times = deque(maxlen=WINDOW)
+
+    def record(self, latency_s: float, forward_ms: float, text: str) -> None:
+        with self._lock:
+            self.published += 1
+            self.forward_ms = forward_ms
+            self.text = text
+            self._latencies.append(latency_s * 1000.0)
+            self._times.append(time.monotonic())
+
+    def window(self):
+        """(rate Hz, mean latency ms, max latency ms) over the last frames."""
+        with self._lock:
+            lat, times = list(self._latencies), list(self._times)
+        if not lat:
+            return 0.0, 0.0, 0.0
+        span = times[-1] - times[0] if len(times) > 1 else 0.0
+        rate = (len(times) - 1) / span if span > 0 else 0.0
+        if times and time.monotonic() - times[-1] > 5.0:
+            rate = 0.0  # no frames lately
+        return rate, sum(lat) / len(lat), max(lat)
+
+
+def diagnostic_array(node, stamp) -> DiagnosticArray:
+    stats, estimator = node.stats, node.estimator
+    rate, latency, latency_max = stats.window()
+    untrained = bool(estimator.untrained) if estimator else True
+    values = {
+        "frames_received": node.slot.received,
+        "frames_published": stats.published,
+        "frames_dropped": node.slot.dropped,
+        "bad_frames": stats.bad_frames,
+        "failed_frames": stats.failed,
+        "frames_without_camera_info": stats.no_camera_info,
+        "frames_with_bad_intrinsics": stats.bad_intrinsics,
+        "rate_hz": f"{rate:.2f}",
+        "latency_ms_mean": f"{latency:.1f}",
+        "latency_ms_max": f"{latency_max:.1f}",
+        "forward_ms_last": f"{stats.forward_ms:.1f}",
+        "encoder_calls": estimator.encoder_calls if estimator else 0,
+        "device": str(estimator.device) if estimator else "",
+        "model": estimator.describe() if estimator else "loading",
+        "untrained": str(untrained).lower(),
+        "text": node.current_text,
+    }
+    status = DiagnosticStatus()
+    status.name = f"{node.get_name()}: inference"
+    status.hardware_id = values["device"]
+    if untrained:
+        status.level, status.message = DiagnosticStatus.WARN, "running UNTRAINED weights"
+    elif stats.failed:
+        status.level, status.message = DiagnosticStatus.WARN, f"{stats.failed} frames failed"
+    else:
+        status.level, status.message = DiagnosticStatus.OK, "ok"
+    status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+    msg = DiagnosticArray()
+    msg.header.stamp = stamp
+    msg.status = [status]
+    return msg
+
+
+def diagnostic_values(msg: DiagnosticArray, name_suffix: str = ": inference") -> dict:
+    """The key/value pairs of our status in a DiagnosticArray (empty if not ours)."""
+    for status in msg.status:
+        if status.name.endswith(name_suffix):
+            return {kv.key: kv.value for kv in status.values}
+    return {}
