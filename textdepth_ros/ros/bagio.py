@@ -10,6 +10,7 @@ bag tools and the node share one image decoder (conversions.py).
 import functools
 import importlib
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +212,17 @@ def decode(raw, msgtype: str):
     from rclpy.serialization import deserialize_message
 
     return deserialize_message(bytes(raw), message_class(msgtype))
+
+
+def header_stamp_ns(raw) -> int:
+    """Header stamp of a raw CDR message that starts with std_msgs/Header (Image,
+    CameraInfo, ...) without deserializing the payload: 4 bytes encapsulation, then
+    int32 sec, uint32 nanosec, in the byte order the encapsulation names."""
+    if len(raw) < 12:
+        raise ValueError(f"message of {len(raw)} bytes is too short to hold a header")
+    order = "<" if raw[1] & 1 else ">"  # CDR_LE = 0x0001, CDR_BE = 0x0000
+    sec, nanosec = struct.unpack_from(order + "iI", raw, 4)
+    return sec * 1_000_000_000 + nanosec
 
 
 def stamp_ns(header_msg) -> int:

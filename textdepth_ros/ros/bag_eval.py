@@ -1,0 +1,257 @@
+"""Score a depth model on a rosbag2 against the depth sensor recorded in it.
+
+--live     starts depth_node (the launch file's YAML, config/depth.yaml) as a
+           subprocess, replays the bag into live topics at its recorded rate (or
+           --rate), pairs each published depth with the bag's depth frame of the same
+           header stamp, and reports the metrics, frames in / out / dropped and the
+           end-to-end latency (image published -> depth received) percentiles.
+--offline  the same bag straight through the model, no ROS graph: every frame scored.
+           With nothing dropped, live and offline metrics agree frame for frame.
+
+Metrics are the PixelFormer protocol (metrics.py; Eigen crop only for 480x640 frames).
+Ground truth: 16UC1 (units of --gt-scale, millimetres by default) or 32FC1 metres,
+aligned to the colour image. Text: the bag's text topic, or one fixed --text.
+
+  textdepth bag-eval bags/synth --live --json out/live.json
+  textdepth bag-eval bags/synth --offline --json out/offline.json
+"""
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from textdepth_ros.errors import UserError
+from textdepth_ros.metrics import format_table
+from textdepth_ros.ros import bagio
+from textdepth_ros.ros.evaluator_node import GT_ENCODINGS, DepthScorer, depth_in_metres, write_results
+
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("bag", help="rosbag2 folder (mcap or sqlite3), e.g. from `textdepth make-bag`")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--live", action="store_true", help="replay through a running depth_node")
+    mode.add_argument("--offline", action="store_true", help="run the model on every frame, no ROS graph")
+    parser.add_argument("--json", help="write the summary and per-frame results to this JSON file")
+
+    top = parser.add_argument_group("topics and encodings (defaults: realsense2_camera / make-bag names)")
+    top.add_argument("--image-topic", default=bagio.DEFAULT_TOPICS["image"], help="colour image topic (default %(default)s)")
+    top.add_argument("--camera-info-topic", default=bagio.DEFAULT_TOPICS["camera_info"],
+                     help="camera info topic, replayed if present (default %(default)s)")
+    top.add_argument("--depth-topic", default=bagio.DEFAULT_TOPICS["depth"],
+                     help="ground-truth depth topic, aligned to colour (e.g. /camera/aligned_depth_to_color/image_raw)")
+    top.add_argument("--text-topic", default=bagio.DEFAULT_TOPICS["text"], help="scene text topic (default %(default)s)")
+    top.add_argument("--text", help="one fixed scene description instead of the bag's text topic")
+    top.add_argument("--gt-scale", type=float, default=0.001,
+                     help="metres per unit of 16UC1/mono16 ground truth (default 0.001: millimetres); 32FC1 is metres")
+    top.add_argument("--sync-tolerance", type=float, default=0.0,
+                     help="seconds: pair image and depth stamps this close (default 0: identical stamps, as aligned depth has)")
+    top.add_argument("--no-crop", action="store_true", help="no Eigen crop even for 480x640 frames")
+
+    model = parser.add_argument_group("model (defaults from --params-file, the launch file's YAML)")
+    model.add_argument("--params-file", help="node parameters YAML (default: config/depth.yaml of the package)")
+    model.add_argument("--model-config", help="model config name or YAML (overrides the params file)")
+    model.add_argument("--checkpoint", help="trained checkpoint (overrides the params file)")
+    model.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides the params file)")
+    model.add_argument("--fp16", action="store_true", default=None, help="half-precision autocast (overrides the params file)")
+
+    live = parser.add_argument_group("--live")
+    live.add_argument("--rate", type=float, default=1.0, help="replay speed factor (default 1 = the recorded rate)")
+    live.add_argument("--record", help="write what the node published (depth, uncertainty, camera info) into this new bag")
+    live.add_argument("--node-param", action="append", default=[], metavar="NAME:=VALUE",
+                      help="extra depth_node parameter, repeatable (e.g. max_range:=6.0)")
+    live.add_argument("--start-timeout", type=float, default=180.0,
+                      help="seconds to wait for the node to load its model and subscribe (default 180)")
+    live.add_argument("--drain-timeout", type=float, default=10.0,
+                      help="after the replay, stop once no depth arrived for this long (at least 3x the worst latency; default 10)")
+
+
+# ------------------------------------------------------------------------ the bag
+@dataclass
+class BagPlan:
+    """What the bag holds, checked before anything starts."""
+    path: str
+    image_topic: str
+    depth_topic: str
+    text_topic: "str | None"  # None: fixed --text
+    camera_info_topic: "str | None"  # None: not in the bag
+    image_stamps: list = field(default_factory=list)
+    height: int = 0
+    width: int = 0
+    gt_encoding: str = ""
+    out_of_order: int = 0
+    paired: int = 0
+
+
+def inspect_bag(args) -> BagPlan:
+    reader = bagio.open_reader(args.bag)
+    try:
+        table = bagio.topic_table(reader)
+        if not table or sum(n for _, n in table.values()) == 0:
+            raise UserError(f"the bag {args.bag} is empty")
+        bagio.require_topic(table, args.image_topic, bagio.IMAGE_TYPE, "colour image", "--image-topic")
+        bagio.require_topic(table, args.depth_topic, bagio.IMAGE_TYPE, "ground-truth depth", "--depth-topic")
+        text_topic = None
+        if not args.text:
+            if args.text_topic not in table:
+                raise UserError(f"the bag has no text topic '{args.text_topic}': set --text-topic, or give one "
+                                "description with --text")
+            bagio.require_topic(table, args.text_topic, bagio.STRING_TYPE, "scene text", "--text-topic")
+            text_topic = args.text_topic
+        info = args.camera_info_topic if table.get(args.camera_info_topic, ("",))[0] == bagio.CAMERA_INFO_TYPE else None
+        plan = BagPlan(str(args.bag), args.image_topic, args.depth_topic, text_topic, info)
+        gt_stamps = set()
+        for topic, _, raw in bagio.iter_raw(reader, [args.image_topic, args.depth_topic]):
+            stamp = bagio.header_stamp_ns(raw)
+            if topic == args.depth_topic:
+                if not plan.gt_encoding:
+                    plan.gt_encoding = _check_encoding(raw, GT_ENCODINGS, "ground-truth depth", topic)
+                gt_stamps.add(stamp)
+                continue
+            if not plan.image_stamps:
+                from textdepth_ros.ros.conversions import COLOR_ENCODINGS
+
+                _check_encoding(raw, COLOR_ENCODINGS, "colour image", topic)
+                first = bagio.decode(raw, bagio.IMAGE_TYPE)
+                plan.height, plan.width = int(first.height), int(first.width)
+            elif stamp <= plan.image_stamps[-1]:
+                plan.out_of_order += 1
+            plan.image_stamps.append(stamp)
+    finally:
+        reader.close()
+    if len(set(plan.image_stamps)) != len(plan.image_stamps):
+        raise UserError(f"images on {args.image_topic} share header stamps: outputs could not be paired with inputs")
+    tolerance = int(args.sync_tolerance * 1e9)
+    sorted_gt = sorted(gt_stamps)
+    plan.paired = sum(1 for s in plan.image_stamps if _has_partner(sorted_gt, s, tolerance))
+    if plan.paired == 0:
+        raise UserError(f"no depth frame on {args.depth_topic} has the stamp of an image on {args.image_topic}; "
+                        "record depth aligned to colour, or allow a difference with --sync-tolerance SECONDS")
+    if plan.out_of_order:
+        print(f"note: {plan.out_of_order} image stamps go backwards in recording order; frames are paired by stamp",
+              file=sys.stderr)
+    return plan
+
+
+def _check_encoding(raw, allowed, role, topic) -> str:
+    msg = bagio.decode(raw, bagio.IMAGE_TYPE)
+    if msg.encoding not in allowed:
+        raise UserError(f"{role} topic {topic} has encoding '{msg.encoding}'; supported: {', '.join(allowed)}")
+    return msg.encoding
+
+
+def _has_partner(sorted_stamps, stamp, tolerance) -> bool:
+    import bisect
+
+    i = bisect.bisect_left(sorted_stamps, stamp - tolerance)
+    return i < len(sorted_stamps) and sorted_stamps[i] <= stamp + tolerance
+
+
+# ------------------------------------------------------------------------ model params
+def node_parameters(args) -> dict:
+    """depth_node's parameters from the YAML (as the launch file passes them), CLI overrides on top."""
+    from textdepth_ros.paths import config_dir
+
+    path = Path(args.params_file) if args.params_file else config_dir() / "depth.yaml"
+    if not path.is_file():
+        raise UserError(f"params file not found: {path}")
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"params file {path} is not valid YAML: {exc}") from None
+    params = dict(next((v.get("ros__parameters", {}) for k, v in doc.items() if k.strip("/").endswith("depth_node")), {}))
+    for name in ("model_config", "checkpoint", "device", "fp16"):
+        value = getattr(args, name)
+        if value is not None:
+            params[name] = value
+    if params.get("checkpoint") and not Path(params["checkpoint"]).is_file():
+        raise UserError(f"checkpoint not found: {params['checkpoint']}")
+    params["_file"] = str(path)
+    return params
+
+
+def make_scorer(args) -> DepthScorer:
+    return DepthScorer(crop=None if args.no_crop else "eigen", tolerance_ns=int(args.sync_tolerance * 1e9))
+
+
+# ------------------------------------------------------------------------ offline
+def run_offline(args, plan: BagPlan, params: dict) -> dict:
+    from tqdm import tqdm
+
+    from textdepth_ros.inference import DepthEstimator
+    from textdepth_ros.ros.conversions import to_rgb8
+    from textdepth_ros.ros.text_input import clean_text
+
+    estimator = DepthEstimator(params.get("model_config", "tiny"), params.get("checkpoint") or None,
+                               params.get("device", "auto"), bool(params.get("fp16", False)))
+    encoder = getattr(estimator.model, "text_encoder", None)
+    tokenizer, context = getattr(encoder, "tokenizer", None), getattr(encoder, "context_length", 77)
+    # The node's rules: its default text until one arrives, each text cleaned the same way.
+    text = clean_text(args.text or params.get("default_text", "an indoor scene"), tokenizer, context)[0]
+    scorer = make_scorer(args)
+    topics = [plan.image_topic, plan.depth_topic] + ([plan.text_topic] if plan.text_topic else [])
+    reader = bagio.open_reader(args.bag)
+    try:
+        with tqdm(total=len(plan.image_stamps), desc="bag-eval offline", unit="frame") as bar:
+            for topic, _, raw in bagio.iter_raw(reader, topics):
+                if topic == plan.text_topic:
+                    text = clean_text(bagio.decode(raw, bagio.STRING_TYPE).data, tokenizer, context)[0] or text
+                elif topic == plan.depth_topic:
+                    _add_gt(scorer, raw, args.gt_scale)
+                else:
+                    msg = bagio.decode(raw, bagio.IMAGE_TYPE)
+                    pred = estimator.predict(to_rgb8(msg), text)
+                    scorer.add_prediction(bagio.stamp_ns(msg.header), pred.depth, latency_ms=pred.forward_ms)
+                    bar.update(1)
+    finally:
+        reader.close()
+    n = len(plan.image_stamps)
+    return {"mode": "offline", "model": estimator.describe(), "frames_in": n, "frames_out": n, "frames_dropped": 0,
+            "latency_kind": "model forward time", "scorer": scorer}
+
+
+def _add_gt(scorer, raw, scale, arrival=None) -> None:
+    msg = bagio.decode(raw, bagio.IMAGE_TYPE)
+    try:
+        depth = depth_in_metres(msg, scale)
+    except ValueError as exc:  # one odd frame in a long recording: skip it, say so
+        print(f"note: ground-truth frame skipped: {exc}", file=sys.stderr)
+        return
+    scorer.add_ground_truth(bagio.stamp_ns(msg.header), depth, arrival)
+
+
+# ------------------------------------------------------------------------ report
+def run(args) -> int:
+    if not args.rate > 0:
+        raise UserError(f"--rate must be positive, got {args.rate}")
+    plan = inspect_bag(args)
+    params = node_parameters(args)
+    if args.offline:
+        result = run_offline(args, plan, params)
+    else:
+        from textdepth_ros.ros.live_eval import run_live
+
+        result = run_live(args, plan, params)
+    scorer = result.pop("scorer")
+    summary = scorer.summary()
+    header = {"bag": str(args.bag), **result, "rate": args.rate if args.live else None,
+              "images_with_ground_truth": plan.paired, "image_size": [plan.height, plan.width],
+              "ground_truth_encoding": plan.gt_encoding, "out_of_order_stamps": plan.out_of_order}
+    print_report(header, summary)
+    if args.json:
+        print(f"results: {write_results(args.json, summary, scorer.frames, header)}")
+    return 0
+
+
+def print_report(header: dict, summary: dict) -> None:
+    metrics = summary["metrics"]
+    print(f"\n{header['mode']} evaluation of {header['bag']}  ({header['model']})")
+    if metrics["count"]:
+        print(format_table(metrics))
+    print(f"frames in {header['frames_in']}, out {header['frames_out']}, dropped {header['frames_dropped']}; "
+          f"scored {summary['frames_scored']} (with valid ground truth: {metrics['count']})")
+    lat = summary["latency_ms"]
+    if lat["count"]:
+        print(f"{header['latency_kind']} ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}  "
+              f"max {lat['max']:.1f}")

@@ -1,0 +1,277 @@
+"""`evaluator_node`: scores a live depth stream against a depth sensor's stream.
+
+Subscribes `depth` (the prediction, 32FC1 metres) and `gt_depth` (the sensor, 16UC1
+millimetres or 32FC1 metres, aligned to the colour image), pairs them by header stamp
+(the depth node copies the input image's header, and an aligned depth image carries
+the colour image's stamp), and accumulates the PixelFormer metrics (metrics.py; the
+Eigen crop applies only to 480x640 frames). Every `summary_period` seconds it logs a
+line and publishes the JSON summary on `evaluation` (std_msgs/String); on shutdown it
+writes per-frame results + summary to `results_file`.
+
+Latency here is depth arrival minus arrival of the ground-truth frame with the same
+stamp: with `ros2 bag play` the sensor depth and the colour image leave together, so
+this is the node's end-to-end latency, transport included.
+
+  ros2 run textdepth_ros evaluator_node --ros-args -r depth:=/depth \
+      -r gt_depth:=/camera/depth/image_raw -p results_file:=results.json
+
+`DepthScorer` is the matching + metrics core without ROS; `textdepth bag-eval` uses it
+with ground truth read straight from the bag.
+"""
+import json
+import sys
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from textdepth_ros.metrics import MetricAverager, evaluate_depth
+
+GT_ENCODINGS = ("16UC1", "mono16", "32FC1")
+
+
+def depth_in_metres(msg, scale_16u: float = 0.001) -> np.ndarray:
+    """A depth Image -> HxW float32 metres, 0 where the sensor had no reading.
+    16UC1/mono16 are integer units of `scale_16u` metres (millimetres: 0.001)."""
+    from textdepth_ros.ros.conversions import image_to_numpy
+
+    if msg.encoding not in GT_ENCODINGS:
+        raise ValueError(f"ground-truth depth encoding '{msg.encoding}' is not one of {', '.join(GT_ENCODINGS)}")
+    array = image_to_numpy(msg)
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) * np.float32(scale_16u)
+    return np.nan_to_num(array.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def percentiles(values) -> dict:
+    if not values:
+        return {"count": 0}
+    arr = np.asarray(values, dtype=np.float64)
+    p50, p90, p99 = np.percentile(arr, [50, 90, 99])
+    return {"count": int(arr.size), "p50": float(p50), "p90": float(p90), "p99": float(p99),
+            "mean": float(arr.mean()), "max": float(arr.max())}
+
+
+class DepthScorer:
+    """Pairs predictions with ground truth by stamp (either may come first) and scores them.
+
+    Stamps are integer nanoseconds; `tolerance_ns` > 0 pairs the nearest stamp within it
+    (sensors whose depth and colour stamps differ slightly). Unpaired frames wait in
+    bounded buffers: a prediction for a frame the node dropped never comes."""
+
+    def __init__(self, crop="eigen", tolerance_ns: int = 0, min_depth: float = 1e-3, max_depth: float = 10.0,
+                 max_pending: int = 64):
+        self.crop, self.tolerance_ns = crop, int(tolerance_ns)
+        self.min_depth, self.max_depth = min_depth, max_depth
+        self.max_pending = max_pending
+        self._gt = OrderedDict()  # stamp -> (metres, arrival)
+        self._pred = OrderedDict()  # stamp -> (metres, arrival, latency_ms)
+        self._lock = threading.Lock()
+        self.averager = MetricAverager()
+        self.frames = []  # one record per scored frame, in scoring order
+        self.latencies_ms = []
+        self.gt_received = 0
+        self.predictions_received = 0
+        self.resized = 0
+
+    # -- input --------------------------------------------------------------------------
+    def add_ground_truth(self, stamp: int, depth_m: np.ndarray, arrival: float = None):
+        with self._lock:
+            self.gt_received += 1
+            key = self._find(self._pred, stamp)
+            if key is None:
+                self._push(self._gt, stamp, (depth_m, arrival))
+                return None
+            pred, pred_arrival, latency_ms = self._pred.pop(key)
+            return self._score(key, pred, depth_m, latency_ms, pred_arrival, arrival)
+
+    def add_prediction(self, stamp: int, depth_m: np.ndarray, arrival: float = None, latency_ms: float = None):
+        """Returns the frame's record once it is scored, else None (waiting for its GT)."""
+        with self._lock:
+            self.predictions_received += 1
+            key = self._find(self._gt, stamp)
+            if key is None:
+                self._push(self._pred, stamp, (depth_m, arrival, latency_ms))
+                return None
+            gt, gt_arrival = self._gt.pop(key)
+            return self._score(stamp, depth_m, gt, latency_ms, arrival, gt_arrival)
+
+    def _find(self, pending: OrderedDict, stamp: int):
+        if stamp in pending:
+            return stamp
+        if self.tolerance_ns <= 0 or not pending:
+            return None
+        nearest = min(pending, key=lambda s: abs(s - stamp))
+        return nearest if abs(nearest - stamp) <= self.tolerance_ns else None
+
+    def _push(self, pending: OrderedDict, stamp: int, item) -> None:
+        pending[stamp] = item
+        while len(pending) > self.max_pending:
+            pending.popitem(last=False)  # oldest first: its partner is not coming
+
+    # -- scoring ------------------------------------------------------------------------
+    def _score(self, stamp, pred, gt, latency_ms, pred_arrival, gt_arrival):
+        pred = np.asarray(pred, dtype=np.float32)
+        if pred.shape != gt.shape:
+            # Depth must be aligned to colour; a different resolution only needs resampling.
+            import cv2
+
+            pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
+            self.resized += 1
+        metrics = evaluate_depth(pred, gt, crop=self.crop, min_depth=self.min_depth, max_depth=self.max_depth)
+        if latency_ms is None and pred_arrival is not None and gt_arrival is not None:
+            latency_ms = (pred_arrival - gt_arrival) * 1000.0
+        self.averager.add(metrics)
+        if latency_ms is not None:
+            self.latencies_ms.append(float(latency_ms))
+        record = {"stamp_ns": int(stamp), "latency_ms": latency_ms, "metrics": metrics}
+        self.frames.append(record)
+        return record
+
+    # -- results ------------------------------------------------------------------------
+    @property
+    def scored(self) -> int:
+        return len(self.frames)
+
+    def summary(self) -> dict:
+        with self._lock:
+            return {
+                "metrics": self.averager.mean(),
+                "frames_scored": self.scored,
+                "frames_without_valid_gt": sum(1 for f in self.frames if f["metrics"] is None),
+                "predictions_received": self.predictions_received,
+                "ground_truth_received": self.gt_received,
+                "predictions_without_gt": len(self._pred),
+                "predictions_resized_to_gt": self.resized,
+                "latency_ms": percentiles(self.latencies_ms),
+            }
+
+    def summary_line(self) -> str:
+        s = self.summary()
+        m, lat = s["metrics"], s["latency_ms"]
+        line = f"{s['frames_scored']} frames scored"
+        if m["count"]:
+            line += f": abs_rel {m['abs_rel']:.4f} rmse {m['rmse']:.4f} d1 {m['d1']:.4f}"
+        if lat["count"]:
+            line += f", latency p50 {lat['p50']:.0f} ms p90 {lat['p90']:.0f} ms p99 {lat['p99']:.0f} ms"
+        return line
+
+
+def write_results(path, summary: dict, frames: list, extra: dict = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({**(extra or {}), "summary": summary, "frames": frames}, indent=2, allow_nan=True))
+    tmp.replace(path)  # a reader never sees half a file
+    return path
+
+
+# ------------------------------------------------------------------------------- node
+PARAMETERS = {
+    "results_file": ("", "JSON file written on shutdown (per-frame metrics + summary); empty = none"),
+    "gt_depth_scale": (0.001, "metres per unit of 16UC1 ground truth (millimetres: 0.001)"),
+    "crop": ("eigen", "eigen (NYU crop, applied only to 480x640 frames) or none"),
+    "sync_tolerance": (0.0, "seconds: pair the nearest stamps within this; 0 = identical stamps only"),
+    "min_depth": (1e-3, "evaluation range lower bound (m)"),
+    "max_depth": (10.0, "evaluation range upper bound (m)"),
+    "summary_period": (5.0, "seconds between summary log lines / `evaluation` messages"),
+    "prediction_reliable": (True, "subscribe `depth` reliable (matches depth_node); false = best effort"),
+}
+
+
+def _make_node_class():
+    """The Node subclass, built on first use so DepthScorer needs no rclpy."""
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+
+    class EvaluatorNode(Node):
+        def __init__(self, **kwargs):
+            super().__init__("depth_evaluator", **kwargs)
+            self.params = {n: self.declare_parameter(n, d).value for n, (d, _) in PARAMETERS.items()}
+            crop = str(self.params["crop"]).lower()
+            self.scorer = DepthScorer(crop=None if crop in ("none", "") else "eigen",
+                                      tolerance_ns=int(float(self.params["sync_tolerance"]) * 1e9),
+                                      min_depth=float(self.params["min_depth"]), max_depth=float(self.params["max_depth"]))
+            reliability = ReliabilityPolicy.RELIABLE if self.params["prediction_reliable"] else ReliabilityPolicy.BEST_EFFORT
+            self.create_subscription(Image, "depth", self.on_prediction, QoSProfile(depth=20, reliability=reliability))
+            # Best effort accepts any publisher (camera drivers, bag play); deep enough
+            # that a burst is not lost while a callback scores.
+            self.create_subscription(Image, "gt_depth", self.on_ground_truth,
+                                     QoSProfile(depth=20, reliability=ReliabilityPolicy.BEST_EFFORT))
+            self.pub_summary = self.create_publisher(String, "evaluation", 10)
+            self.create_timer(max(float(self.params["summary_period"]), 0.1), self.publish_summary)
+            self.bad_gt = 0
+            self.get_logger().info(f"scoring {self.resolve_topic_name('depth')} against "
+                                   f"{self.resolve_topic_name('gt_depth')}")
+
+        def on_prediction(self, msg):
+            from textdepth_ros.ros.conversions import image_to_numpy
+
+            try:
+                depth = image_to_numpy(msg).astype(np.float32, copy=False)
+            except ValueError as exc:
+                self.get_logger().warn(f"prediction skipped: {exc}", throttle_duration_sec=5.0)
+                return
+            self.scorer.add_prediction(_stamp(msg), depth, arrival=time.monotonic())
+
+        def on_ground_truth(self, msg):
+            try:
+                depth = depth_in_metres(msg, float(self.params["gt_depth_scale"]))
+            except ValueError as exc:
+                self.bad_gt += 1
+                self.get_logger().warn(f"ground truth skipped: {exc}", throttle_duration_sec=5.0)
+                return
+            self.scorer.add_ground_truth(_stamp(msg), depth, arrival=time.monotonic())
+
+        def publish_summary(self):
+            if self.scorer.predictions_received or self.scorer.gt_received:
+                self.get_logger().info(self.scorer.summary_line())
+            self.pub_summary.publish(String(data=json.dumps(self.scorer.summary())))
+
+        def write(self):
+            path = self.params["results_file"]
+            if path:
+                write_results(path, self.scorer.summary(), self.scorer.frames, {"bad_ground_truth": self.bad_gt})
+                return path
+            return None
+
+    return EvaluatorNode
+
+
+def _stamp(msg) -> int:
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+def main(args=None) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from textdepth_ros.ros.fastdds_profile import use_shm_profile
+
+    use_shm_profile()
+    rclpy.init(args=args)
+    node = _make_node_class()()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while rclpy.ok():  # spin_once, not spin(): spin() was seen to miss SIGINT
+            executor.spin_once(timeout_sec=0.2)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        written = node.write()
+        # rclpy's logger may be gone after a signal: print the final line directly.
+        print(f"depth_evaluator: {node.scorer.summary_line()}" + (f"; results in {written}" if written else ""),
+              flush=True)
+        executor.remove_node(node)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""`textdepth bag-eval --live`: the bag through a real depth_node over real DDS.
+
+One process holds a small rclpy node that replays the bag (replay.py) and receives the
+depth node's outputs; depth_node itself runs as a subprocess started exactly as the
+launch file starts it (same YAML), in its own namespace so nothing else on the domain
+is disturbed. Ground truth never crosses DDS: it is read from the bag beside the replay.
+
+Every wait has a deadline: node start (--start-timeout), the replay itself (bag length
+/ rate), and the drain after it (no output for --drain-timeout, or every frame back).
+"""
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from textdepth_ros.errors import UserError
+from textdepth_ros.ros import bagio
+
+NAMESPACE = "/textdepth_bag_eval"
+RECORDED = {"depth": bagio.IMAGE_TYPE, "depth/uncertainty": bagio.IMAGE_TYPE, "depth/camera_info": bagio.CAMERA_INFO_TYPE}
+
+
+def node_command(params: dict, plan, text_topic: str, extra_params=()) -> list:
+    """depth_node with the params file (as the launch file runs it) plus overrides."""
+    cmd = [sys.executable, "-m", "textdepth_ros.ros.depth_node", "--ros-args", "--params-file", params["_file"],
+           "-r", f"__ns:={NAMESPACE}", "-r", f"image:={plan.image_topic}", "-r", f"text:={text_topic}",
+           # Warm up at the bag's size: the first real frame then costs what the others do.
+           "-p", f"warmup_height:={plan.height}", "-p", f"warmup_width:={plan.width}"]
+    if plan.camera_info_topic:
+        cmd += ["-r", f"camera_info:={plan.camera_info_topic}"]
+    for name in ("model_config", "checkpoint", "device"):
+        if params.get(name) not in (None, ""):
+            cmd += ["-p", f"{name}:={params[name]}"]
+    cmd += ["-p", f"fp16:={'true' if params.get('fp16') else 'false'}"]
+    for item in extra_params:
+        if ":=" not in item:
+            raise UserError(f"--node-param wants NAME:=VALUE, got {item!r}")
+        cmd += ["-p", item]
+    return cmd
+
+
+class NodeProcess:
+    """depth_node as a child process, its output in a log file; stop() = SIGINT, then SIGKILL."""
+
+    def __init__(self, cmd, log_dir):
+        self.log_path = Path(log_dir) / "depth_node.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return "\n".join("    " + line for line in text[-lines:])
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5.0)
+        self._log.close()
+        return self.proc.returncode
+
+
+def run_live(args, plan, params) -> dict:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import Image
+
+    from textdepth_ros.ros.bag_eval import _add_gt, make_scorer
+    from textdepth_ros.ros.conversions import image_to_numpy
+    from textdepth_ros.ros.fastdds_profile import use_shm_profile
+    from textdepth_ros.ros.replay import Replayer, publisher_qos
+
+    use_shm_profile()  # sets the env var the node subprocess inherits, too
+    scorer = make_scorer(args)
+    text_topic = plan.text_topic or f"{NAMESPACE}/fixed_text"
+    cmd = node_command(params, plan, text_topic, args.node_param)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("bag_eval", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    log_dir = tempfile.mkdtemp(prefix="textdepth_bag_eval_")
+    state = {"in": 0, "out": 0, "unknown": 0, "last_out": None, "max_latency": 0.0}
+    sent = {}  # image stamp -> (monotonic publish time, bag log time)
+    recorder = None
+
+    def spin_until(condition, seconds, what, proc=None):
+        deadline = time.monotonic() + seconds
+        while not condition():
+            if proc is not None and not proc.alive():
+                raise UserError(f"depth_node exited (code {proc.proc.returncode}) {what}:\n{proc.log_tail()}")
+            if time.monotonic() > deadline:
+                return False
+            executor.spin_once(timeout_sec=0.05)
+        return True
+
+    def on_published(topic, log_time, raw, wall):
+        if topic == plan.depth_topic:
+            _add_gt(scorer, raw, args.gt_scale, wall)
+        elif topic == plan.image_topic:
+            sent[bagio.header_stamp_ns(raw)] = (wall, log_time)
+            state["in"] += 1
+
+    def on_depth(raw):
+        now = time.monotonic()
+        msg = deserialize_message(raw, Image)
+        stamp = bagio.stamp_ns(msg.header)
+        if stamp not in sent:
+            state["unknown"] += 1
+            return
+        wall, log_time = sent[stamp]
+        latency = now - wall
+        state["out"] += 1
+        state["last_out"], state["max_latency"] = now, max(state["max_latency"], latency)
+        scorer.add_prediction(stamp, image_to_numpy(msg).astype("float32"), latency_ms=latency * 1000.0)
+        if recorder is not None:
+            recorder.write_raw("/depth", log_time + int(latency * 1e9), raw)
+
+    def record(topic):
+        def callback(raw):
+            stamp = bagio.header_stamp_ns(raw)
+            if stamp in sent:
+                recorder.write_raw(f"/{topic}", sent[stamp][1] + int((time.monotonic() - sent[stamp][0]) * 1e9), raw)
+        return callback
+
+    try:
+        replayer = Replayer(node, args.bag, {t: t for t in (plan.image_topic, plan.camera_info_topic, plan.text_topic) if t},
+                            rate=args.rate, latched=[plan.text_topic] if plan.text_topic else [], observe=[plan.depth_topic])
+        if not plan.text_topic:
+            from std_msgs.msg import String
+
+            fixed = node.create_publisher(String, text_topic, publisher_qos(bagio.STRING_TYPE, transient_local=True))
+            fixed.publish(String(data=args.text))
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        depth_sub = node.create_subscription(Image, f"{NAMESPACE}/depth", on_depth, reliable, raw=True)
+        if args.record:
+            recorder = bagio.BagWriter(args.record, overwrite=False).__enter__()
+            for topic, msgtype in RECORDED.items():
+                recorder.add_topic(f"/{topic}", msgtype)
+                if topic != "depth":
+                    node.create_subscription(Image if msgtype == bagio.IMAGE_TYPE else bagio.message_class(msgtype),
+                                             f"{NAMESPACE}/{topic}", record(topic), reliable, raw=True)
+
+        proc = NodeProcess(cmd, log_dir)
+        try:
+            image_pub = replayer.publishers[plan.image_topic]
+            print(f"starting depth_node (params {params['_file']}; log {proc.log_path}) ...", file=sys.stderr)
+            ready = spin_until(lambda: image_pub.get_subscription_count() > 0 and depth_sub.get_publisher_count() > 0,
+                               args.start_timeout, "while starting", proc)
+            if not ready:
+                raise UserError(f"depth_node did not subscribe within --start-timeout {args.start_timeout:g} s:\n"
+                                f"{proc.log_tail()}")
+            thread = threading.Thread(target=replayer.run, kwargs={"on_published": on_published}, daemon=True)
+            thread.start()
+            try:
+                spin_until(lambda: not thread.is_alive(), float("inf"), "during the replay", proc)
+            finally:
+                replayer.stop()
+                thread.join(10.0)
+            # Drain: frames still in the node. A dropped frame never answers, so stop once
+            # the node has been quiet for longer than any frame took.
+            end = time.monotonic()
+
+            def drained():
+                if state["out"] >= state["in"]:
+                    return True
+                quiet = max(args.drain_timeout, 3.0 * state["max_latency"])
+                return time.monotonic() - max(end, state["last_out"] or end) > quiet
+
+            spin_until(drained, float("inf"), "while draining", proc)
+        finally:
+            code = proc.stop()
+            if code not in (0, -signal.SIGINT, None):
+                print(f"note: depth_node exited with code {code} (log: {proc.log_path})", file=sys.stderr)
+    finally:
+        if recorder is not None:
+            recorder.__exit__(None, None, None)
+        executor.remove_node(node)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    if state["out"] == 0:
+        raise UserError(f"depth_node published no depth for {state['in']} images; its log ({proc.log_path}):\n"
+                        f"{proc.log_tail()}")
+    result = {"mode": "live", "model": f"depth_node {params.get('model_config', '?')}"
+              + (f" + {params['checkpoint']}" if params.get("checkpoint") else " (untrained)"),
+              "frames_in": state["in"], "frames_out": state["out"], "frames_dropped": state["in"] - state["out"],
+              "latency_kind": "end-to-end latency (image published -> depth received)", "scorer": scorer,
+              "node_log": str(proc.log_path)}
+    if state["unknown"]:
+        result["outputs_with_unknown_stamp"] = state["unknown"]
+    if args.record:
+        result["recorded_bag"] = args.record
+    return result
