@@ -18,7 +18,7 @@ $(STAMP): requirements.txt setup.py
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(VPY) -m pip install -q -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
-	$(VPY) -m pip install -q --no-deps -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(VPY) -m pip install -q --no-deps -e . --config-settings editable_mode=compat 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(VPY) -c "import torch, timm, open_clip, rclpy, rosbags, textdepth_ros" 
 	touch $(STAMP)
 

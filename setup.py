@@ -24,7 +24,6 @@ setup(
     maintainer_email="textdepth@example.org",
     description="Monocular metric depth for ROS 2: PixelFormer with a CLIP text prior (TRCA, TBCP).",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "textdepth = textdepth_ros.cli:main",

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from textdepth_ros.errors import WeightsUnavailableError
-from textdepth_ros.model.weights_io import read_state_dict, resolve_weights_path, unwrap_state_dict
+from textdepth_ros.model.weights_io import hub_reachable, read_state_dict, resolve_weights_path, unwrap_state_dict
 
 
 class SwinBackbone(nn.Module):
@@ -53,6 +53,11 @@ class SwinBackbone(nn.Module):
 
     def load_from_hub(self, timm_name: str) -> None:
         """timm's own download (needs a reachable hub)."""
+        if not hub_reachable():
+            raise WeightsUnavailableError(
+                f"cannot download {timm_name}: no model hub reachable; download its checkpoint elsewhere "
+                "and set backbone.pretrained to the file"
+            )
         try:
             source = timm.create_model(timm_name, pretrained=True, num_classes=0)
         except Exception as exc:  # noqa: BLE001 - offline shows up as many exception types

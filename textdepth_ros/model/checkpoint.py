@@ -51,18 +51,24 @@ def read_checkpoint(path):
     return state, config, extra
 
 
-def describe_mismatch(expected: dict, found: dict, limit: int = 5) -> str:
-    """Human summary of the difference between two state dicts ('' when they match)."""
+def describe_mismatch(expected: dict, found: dict, limit: int = 3) -> str:
+    """Human summary of how two state dicts differ ('' when they match): counts per
+    top-level module (which tells the variant apart) and a few example keys."""
     missing = [k for k in expected if k not in found]
     unexpected = [k for k in found if k not in expected]
-    shapes = [f"{k} {tuple(found[k].shape)} vs {tuple(expected[k].shape)}"
-              for k in expected if k in found and tuple(found[k].shape) != tuple(expected[k].shape)]
+    reshaped = [k for k in expected if k in found and tuple(found[k].shape) != tuple(expected[k].shape)]
     parts = []
-    for label, items in (("missing in checkpoint", missing), ("not in model", unexpected),
-                         ("shape differs (checkpoint vs model)", shapes)):
-        if items:
-            more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
-            parts.append(f"{len(items)} {label}: {', '.join(items[:limit])}{more}")
+    for label, keys in (("missing in checkpoint", missing), ("not in model", unexpected),
+                        ("shape differs (checkpoint vs model)", reshaped)):
+        if not keys:
+            continue
+        per_module = {}
+        for k in keys:
+            per_module[k.split(".")[0]] = per_module.get(k.split(".")[0], 0) + 1
+        modules = ", ".join(f"{m} {n}" for m, n in per_module.items())
+        examples = [f"{k} {tuple(found[k].shape)} vs {tuple(expected[k].shape)}" if label.startswith("shape") else k
+                    for k in keys[:limit]]
+        parts.append(f"{len(keys)} {label} ({modules}; e.g. {', '.join(examples)})")
     return "; ".join(parts)
 
 

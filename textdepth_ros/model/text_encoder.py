@@ -6,6 +6,7 @@ Embeddings are L2-normalised, as CLIP compares them. A cache keyed by the exact
 string makes a repeated text free: `calls` counts real encoder forward passes.
 """
 from collections import OrderedDict
+from contextlib import nullcontext
 
 import open_clip
 import torch
@@ -14,9 +15,16 @@ from open_clip.model import CLIPTextCfg, _build_text_tower
 from torch import nn
 
 from textdepth_ros.errors import CheckpointError, WeightsUnavailableError
-from textdepth_ros.model.weights_io import read_state_dict, resolve_weights_path, unwrap_state_dict
+from textdepth_ros.model.weights_io import (
+    cached_hub_file,
+    hub_reachable,
+    read_state_dict,
+    resolve_weights_path,
+    unwrap_state_dict,
+)
 
 TEXT_PREFIXES = ("", "text.", "model.", "module.")  # CLIP, CustomTextCLIP, wrapped checkpoints
+CLIP_HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
 def text_tower_config(cfg: dict):
@@ -67,7 +75,9 @@ class ClipTextEncoder(nn.Module):
     def _encode_into_cache(self, texts) -> None:
         device = self.tower.token_embedding.weight.device
         tokens = self.tokenizer(texts).to(device)  # truncated to 77 tokens, EOT kept
-        with torch.autocast(device.type, enabled=False):
+        # The text tower always runs in fp32: it runs once per new text, so speed is moot.
+        no_amp = torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else nullcontext()
+        with no_amp:
             emb = self.tower(tokens).float()
         self.calls += 1
         for text, vec in zip(texts, F.normalize(emb, dim=-1)):
@@ -116,14 +126,19 @@ class ClipTextEncoder(nn.Module):
         if source not in tags:
             return resolve_weights_path(source, "CLIP text encoder")
         pretrained_cfg = open_clip.get_pretrained_cfg(clip_model, source)
+        repo_id = pretrained_cfg.get("hf_hub", "").strip("/")
+        cached = cached_hub_file(repo_id, CLIP_HUB_FILES) if repo_id else None
+        if cached:
+            return cached
+        hint = (f"Offline: download {CLIP_HUB_FILES[0]} of {repo_id or clip_model} elsewhere, put it in "
+                "model/, and set text_encoder.pretrained to its path")
+        if not hub_reachable():
+            raise WeightsUnavailableError(f"cannot download CLIP {clip_model} '{source}' weights: no model hub reachable. {hint}")
         try:
             return open_clip.download_pretrained(pretrained_cfg)
-        except Exception as exc:  # noqa: BLE001 - offline fails in many ways
+        except Exception as exc:  # noqa: BLE001 - a failed download fails in many ways
             raise WeightsUnavailableError(
-                f"cannot download CLIP {clip_model} '{source}' weights ({type(exc).__name__}). "
-                f"Offline: download open_clip_model.safetensors (or open_clip_pytorch_model.bin) of "
-                f"{pretrained_cfg.get('hf_hub', clip_model)} elsewhere, put it in model/, and set "
-                "text_encoder.pretrained to its path"
+                f"cannot download CLIP {clip_model} '{source}' weights ({type(exc).__name__}). {hint}"
             ) from None
 
 

@@ -47,3 +47,28 @@ def unwrap_state_dict(state: dict) -> dict:
         if key in state and isinstance(state[key], dict):
             return state[key]
     return state
+
+
+def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """A quick connect test, so an offline machine gets a clear error at once instead of
+    minutes of download retries."""
+    import socket
+
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def cached_hub_file(repo_id: str, filenames) -> str:
+    """A file already in the local Hugging Face cache, or None."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    for name in filenames:
+        found = try_to_load_from_cache(repo_id, name)
+        if isinstance(found, str):
+            return found
+    return None
