@@ -84,7 +84,8 @@ class NodeProcess:
         self._shm = set()
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 90.0) -> None:

@@ -77,6 +77,7 @@ def numpy_to_image(array: np.ndarray, encoding: str, header=None) -> Image:
 
 def to_rgb8(msg) -> np.ndarray:
     """A colour or mono Image -> HxWx3 uint8 RGB (what the model takes)."""
+    _layout(msg.encoding)  # unknown encodings get the "unsupported" message
     if msg.encoding not in COLOR_ENCODINGS:
         raise ValueError(f"image encoding '{msg.encoding}' is not a colour encoding (use one of {', '.join(COLOR_ENCODINGS)})")
     array = image_to_numpy(msg)

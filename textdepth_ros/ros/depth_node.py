@@ -86,6 +86,7 @@ class DepthNode(Node):
         self._stop = threading.Event()
         self._worker = None
         self._tokenizer = None
+        self._last_warned = {}
 
         self.pub_depth = self.create_publisher(Image, "depth", 10)
         self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", 10)
@@ -106,10 +107,10 @@ class DepthNode(Node):
         self._context_length = getattr(encoder, "context_length", 77)
         self._text = self._clean(p["default_text"]) or "an indoor scene"
         if self.estimator.device_warning:
-            self.get_logger().warn(self.estimator.device_warning)
+            self.get_logger().warning(self.estimator.device_warning)
         self.get_logger().info(f"model: {self.estimator.describe()}")
         if self.estimator.untrained:
-            self.get_logger().warn("UNTRAINED weights (no checkpoint): the depth is not meaningful; "
+            self.get_logger().warning("UNTRAINED weights (no checkpoint): the depth is not meaningful; "
                                    "set the `checkpoint` parameter to a trained model")
         if p["warmup"]:
             ms = self.estimator.warmup(int(p["warmup_height"]), int(p["warmup_width"]), self._text)
@@ -148,8 +149,16 @@ class DepthNode(Node):
     def _clean(self, raw):
         text, notes = clean_text(raw, self._tokenizer, self._context_length if self._tokenizer else 77)
         for note in notes:
-            self.get_logger().warn(note, throttle_duration_sec=THROTTLE_S)
+            self._warn_limited(note, note)
         return text
+
+    def _warn_limited(self, kind: str, message: str) -> None:
+        """At most one line per kind every THROTTLE_S (rclpy throttles per call site,
+        which would let one kind of bad text hide another)."""
+        now = time.monotonic()
+        if now - self._last_warned.get(kind, -THROTTLE_S) >= THROTTLE_S:
+            self._last_warned[kind] = now
+            self.get_logger().warning(message)
 
     # -- worker thread ----------------------------------------------------------------
     def _work(self) -> None:
@@ -168,7 +177,7 @@ class DepthNode(Node):
             rgb = to_rgb8(msg)
         except ValueError as exc:
             self.stats.bad_frames += 1
-            self.get_logger().warn(f"image skipped: {exc}", throttle_duration_sec=THROTTLE_S)
+            self.get_logger().warning(f"image skipped: {exc}", throttle_duration_sec=THROTTLE_S)
             return
         text = self._text
         pred = self.estimator.predict(rgb, text)
@@ -194,14 +203,14 @@ class DepthNode(Node):
     def _depth_camera_info(self, header, height, width):
         info = self._camera_info
         if info is None:
-            self.get_logger().warn("no camera_info received yet: publishing depth without camera_info/points",
+            self.get_logger().warning("no camera_info received yet: publishing depth without camera_info/points",
                                    throttle_duration_sec=THROTTLE_S * 2)
             self.stats.no_camera_info += 1
             return None
         out = scaled_camera_info(info, header, height, width)
         if not valid_intrinsics(out.k[0], out.k[4], out.k[2], out.k[5]):
             self.stats.bad_intrinsics += 1
-            self.get_logger().warn(f"camera_info has unusable intrinsics K={list(info.k)}: no points published",
+            self.get_logger().warning(f"camera_info has unusable intrinsics K={[float(v) for v in info.k]}: no points published",
                                    throttle_duration_sec=THROTTLE_S)
             return None
         return out
