@@ -66,10 +66,35 @@ class NodeProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                segments = _fastdds_segments(self.proc.pid)
                 self.proc.kill()
                 self.proc.wait(5.0)
+                _remove_unmapped(segments)  # a killed participant never deletes its own
         self._log.close()
         return self.proc.returncode
+
+
+def _fastdds_segments(pid: int) -> set:
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return set()
+    return {line.split()[-1] for line in maps.splitlines() if "/dev/shm/fastdds_" in line and "fastdds_port" not in line}
+
+
+def _remove_unmapped(segments: set) -> None:
+    """Delete shared-memory segments no live process maps any more."""
+    import glob
+
+    in_use = set()
+    for maps in glob.glob("/proc/[0-9]*/maps"):
+        try:
+            in_use |= {line.split()[-1] for line in Path(maps).read_text().splitlines() if "/dev/shm/fastdds_" in line}
+        except OSError:
+            continue
+    for path in segments - in_use:
+        for victim in (path, path + "_el"):
+            Path(victim).unlink(missing_ok=True)
 
 
 def run_live(args, plan, params) -> dict:
@@ -97,6 +122,7 @@ def run_live(args, plan, params) -> dict:
     state = {"in": 0, "out": 0, "unknown": 0, "last_out": None, "max_latency": 0.0}
     sent = {}  # image stamp -> (monotonic publish time, bag log time)
     recorder = None
+    recorded = {}  # recorded topic (besides depth) -> messages written
 
     def spin_until(condition, seconds, what, proc=None):
         deadline = time.monotonic() + seconds
@@ -134,6 +160,7 @@ def run_live(args, plan, params) -> dict:
         def callback(raw):
             stamp = bagio.header_stamp_ns(raw)
             if stamp in sent:
+                recorded[topic] += 1
                 recorder.write_raw(f"/{topic}", sent[stamp][1] + int((time.monotonic() - sent[stamp][0]) * 1e9), raw)
         return callback
 
@@ -151,7 +178,8 @@ def run_live(args, plan, params) -> dict:
             recorder = bagio.BagWriter(args.record, overwrite=False).__enter__()
             for topic, msgtype in RECORDED.items():
                 recorder.add_topic(f"/{topic}", msgtype)
-                if topic != "depth":
+                if topic != "depth" and (topic != "depth/camera_info" or plan.camera_info_topic):
+                    recorded[topic] = 0
                     node.create_subscription(Image if msgtype == bagio.IMAGE_TYPE else bagio.message_class(msgtype),
                                              f"{NAMESPACE}/{topic}", record(topic), reliable, raw=True)
 
@@ -176,7 +204,8 @@ def run_live(args, plan, params) -> dict:
             end = time.monotonic()
 
             def drained():
-                if state["out"] >= state["in"]:
+                # Done when every frame is back, with its companions when recording.
+                if state["out"] >= state["in"] and all(n >= state["out"] for n in recorded.values()):
                     return True
                 quiet = max(args.drain_timeout, 3.0 * state["max_latency"])
                 return time.monotonic() - max(end, state["last_out"] or end) > quiet
