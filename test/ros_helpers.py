@@ -70,10 +70,12 @@ def remove_orphaned_fastdds_files(paths) -> list:
 
 # -- the node as a process -------------------------------------------------------------
 class NodeProcess:
-    def __init__(self, params: dict = None, params_file=None, args=(), log_path=None, namespace=None):
+    def __init__(self, params: dict = None, params_file=None, args=(), log_path=None, namespace=None, remaps=None):
         cmd = [str(NODE_EXE), *args, "--ros-args"]
         if namespace:
             cmd += ["-r", f"__ns:={namespace}"]
+        for name, target in (remaps or {}).items():
+            cmd += ["-r", f"{name}:={target}"]
         if params_file:
             cmd += ["--params-file", str(params_file)]
         for key, value in (params or {}).items():
@@ -164,15 +166,16 @@ class Client:
     OUTPUTS = {"depth": Image, "depth/camera_info": CameraInfo, "depth/uncertainty": Image,
                "points": PointCloud2, "depth/preview": Image}
 
-    def __init__(self, name="textdepth_test_client", namespace="", outputs=None):
+    def __init__(self, name="textdepth_test_client", namespace="", outputs=None, inputs=None):
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(name, namespace=namespace, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self.pub_image = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
-        self.pub_info = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
-        self.pub_text = self.node.create_publisher(String, "text", text_qos())
+        inputs = dict({"image": "image", "camera_info": "camera_info", "text": "text"}, **(inputs or {}))
+        self.pub_image = self.node.create_publisher(Image, inputs["image"], qos_profile_sensor_data)
+        self.pub_info = self.node.create_publisher(CameraInfo, inputs["camera_info"], qos_profile_sensor_data)
+        self.pub_text = self.node.create_publisher(String, inputs["text"], text_qos())
         self.received = {topic: {} for topic in (outputs or self.OUTPUTS)}
         self.arrivals = []  # (monotonic time, stamp key) of depth messages
         for topic in self.received:

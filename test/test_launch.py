@@ -1,0 +1,96 @@
+"""launch/depth.launch.py, checked without launch_ros (not installable here): it parses,
+declares the documented arguments, starts an executable setup.py really installs with
+a YAML that really ships, remaps the node's real input names; and the plain executable
+started the way the launch file would start it (same YAML, namespace, remaps) works."""
+import ast
+
+import numpy as np
+import pytest
+import yaml
+
+from ros_helpers import REPO, Client, NodeProcess, camera_info, sample_image
+from textdepth_ros.ros.conversions import image_to_numpy
+from textdepth_ros.ros.depth_node import NODE_NAME, PARAMETERS
+
+LAUNCH = REPO / "launch" / "depth.launch.py"
+YAML = REPO / "config" / "depth.yaml"
+EXPECTED_ARGUMENTS = {"namespace", "image", "camera_info", "text", "params_file",
+                      "model_config", "checkpoint", "device", "fp16"}
+
+
+def calls(tree, name):
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == name]
+
+
+def keyword(call, name):
+    return next(k.value for k in call.keywords if k.arg == name)
+
+
+@pytest.fixture(scope="module")
+def tree():
+    return ast.parse(LAUNCH.read_text(), filename=str(LAUNCH))
+
+
+def test_launch_file_declares_the_documented_arguments(tree):
+    declared = {c.args[0].value for c in calls(tree, "DeclareLaunchArgument")}
+    assert declared == EXPECTED_ARGUMENTS
+    used = {c.args[0].value for c in calls(tree, "LaunchConfiguration")}
+    assert used == declared, "every argument is used, and nothing undeclared is"
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
+
+
+def test_launch_node_names_an_installed_executable_and_shipped_files(tree):
+    (node,) = calls(tree, "Node")
+    assert keyword(node, "executable").value == "depth_node"
+    assert keyword(node, "name").value == NODE_NAME
+    setup = ast.parse((REPO / "setup.py").read_text())
+    scripts = [s.value for s in ast.walk(setup) if isinstance(s, ast.Constant) and isinstance(s.value, str)
+               and s.value.startswith("depth_node =")]
+    assert scripts == ["depth_node = textdepth_ros.ros.depth_node:main"]
+    # The YAML path is joined from the share directory: config/depth.yaml, installed by setup.py.
+    (join,) = [c for c in ast.walk(tree) if isinstance(c, ast.Call) and getattr(c.func, "attr", None) == "join"]
+    relative = "/".join(a.value for a in join.args[1:])
+    assert relative == "config/depth.yaml" and (REPO / relative).is_file()
+    assert 'glob("config/*.yaml")' in (REPO / "setup.py").read_text()  # installed into share/
+    remapped = {t.elts[0].value for t in keyword(node, "remappings").elts}
+    assert remapped == {"image", "camera_info", "text"}
+
+
+def test_yaml_sets_every_node_parameter_and_nothing_else():
+    params = yaml.safe_load(YAML.read_text())[NODE_NAME]["ros__parameters"]
+    assert set(params) == set(PARAMETERS)
+    for name, value in params.items():
+        default = PARAMETERS[name][0]
+        assert type(value) is type(default) or (isinstance(default, float) and isinstance(value, (int, float))), name
+
+
+def test_launch_overrides_are_node_parameters(tree):
+    (node,) = calls(tree, "Node")
+    overrides = [d for d in keyword(node, "parameters").elts if isinstance(d, ast.Dict)]
+    assert {k.value for k in overrides[0].keys} <= set(PARAMETERS)
+
+
+@pytest.mark.timeout(150)
+def test_plain_executable_with_the_same_yaml_behaves_like_the_launch_file(tmp_path):
+    """What `ros2 launch textdepth_ros depth.launch.py` runs, with its default arguments."""
+    remaps = {"image": "/camera/color/image_raw", "camera_info": "/camera/color/camera_info", "text": "/scene_text"}
+    proc = NodeProcess({"model_config": "tiny", "checkpoint": "", "device": "auto", "fp16": False},
+                       params_file=YAML, namespace="/textdepth", remaps=remaps, log_path=tmp_path / "node.log")
+    client = None
+    try:
+        proc.wait_ready(120)
+        client = Client(namespace="textdepth", inputs=remaps, outputs=("depth", "points", "depth/camera_info"))
+        client.wait_connected()
+        client.send_text("a garage with a car")
+        key = client.send_frame(sample_image(48, 64), 7_000_000_000, info=camera_info(48, 64))
+        out = client.wait_depth(key, topics=("depth", "points", "depth/camera_info"))
+        assert image_to_numpy(out["depth"]).shape == (48, 64)
+        assert np.isfinite(image_to_numpy(out["depth"])).all()
+        assert client.diagnostics["untrained"] == "true"
+    finally:
+        if client is not None:
+            client.close()
+        code = proc.interrupt()
+        proc.cleanup()
+    assert code == 0, proc.log()
+    assert "warm-up forward 480x640" in proc.log()  # the YAML's values were applied
