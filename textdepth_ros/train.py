@@ -78,7 +78,8 @@ def _loaders(cfg, ctx, per_proc):
 
 
 def train(cfg: dict, ctx=None, resume: bool = False) -> dict:
-    """The training loop; returns a summary (losses, throughput, last/best metrics)."""
+    """The training loop; returns a summary (losses, throughput, last/best metrics, the
+    trained model unwrapped from DDP)."""
     ctx = ctx or distributed.Context(torch.device("cpu"))
     t, e, lg = cfg["train"], cfg["eval"], cfg["log"]
     out = Path(lg["out_dir"])
@@ -206,7 +207,7 @@ def train(cfg: dict, ctx=None, resume: bool = False) -> dict:
     bar.close()
     if writer is not None:
         writer.close()
-    summary.update(step=step, best=progress["best"],
+    summary.update(step=step, best=progress["best"], model=model,
                    images_per_s=summary["images"] / max(summary["seconds"], 1e-9))
     if ctx.is_main:
         print(f"done: {step} steps, {summary['images_per_s']:.2f} images/s (training only)")

@@ -62,11 +62,11 @@ class MatDataset(Dataset):
     lazily per process, since an h5py handle cannot cross a worker fork safely."""
 
     def __init__(self, path, scene_text: SceneText, depth_key: str = "rawDepths"):
-        from textdepth_ros.data.nyu_mat import NyuMat, test_indices
+        from textdepth_ros.data.nyu_mat import NyuMat, official_test_indices
 
         self.path, self.depth_key, self.scene_text = path, depth_key, scene_text
         with NyuMat(path, depth_key) as mat:
-            self.indices = test_indices(len(mat))
+            self.indices = official_test_indices(len(mat))
             self.scenes = [mat.scene(i) for i in self.indices]
         self._mat = None
 

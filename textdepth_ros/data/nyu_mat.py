@@ -87,7 +87,7 @@ class NyuMat:
         self.close()
 
 
-def test_indices(n_images: int) -> "list[int]":
+def official_test_indices(n_images: int) -> "list[int]":
     """The official test indices; a smaller file (a test fixture) gets those that exist."""
     if n_images >= N_LABELED:
         return list(TEST_INDICES)
