@@ -107,6 +107,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rate", type=float, default=1.0, help="speed factor (1 = recorded rate)")
     parser.add_argument("--clock", action="store_true", help="publish /clock from the images' header stamps")
     parser.add_argument("--topics", nargs="+", help="bag topics to play (default: all)")
+    parser.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="SECONDS",
+                        help="before playing, wait up to this long until every topic has a subscriber (default 0)")
     parser.add_argument("--latched", nargs="*", default=[bagio.DEFAULT_TOPICS["text"]],
                         help="topics published transient-local (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -130,6 +132,9 @@ def main(argv=None) -> int:
         return 2
     executor = SingleThreadedExecutor()
     executor.add_node(node)
+    deadline = time.monotonic() + args.wait_for_subscribers
+    while time.monotonic() < deadline and any(p.get_subscription_count() == 0 for p in replayer.publishers.values()):
+        executor.spin_once(timeout_sec=0.05)
     thread = threading.Thread(target=replayer.run, daemon=True)
     thread.start()
     try:
