@@ -1,0 +1,35 @@
+"""Timing helpers for the benchmarks. Every benchmark prints ratios of things measured
+in the same run (this machine is shared and noisy), never absolute pass/fail times."""
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+
+def time_calls(fn, repeats: int, warmup: int = 1, sync=None) -> list:
+    """Seconds per call of fn(), after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def summary(times) -> str:
+    ms = sorted(t * 1000 for t in times)
+    p90 = ms[min(len(ms) - 1, int(round(0.9 * (len(ms) - 1))))]
+    return f"median {statistics.median(ms):.2f} ms, p90 {p90:.2f} ms, n={len(ms)}"
+
+
+def verdict(ratio: float, target: float, higher_is_better: bool = False) -> str:
+    ok = ratio >= target if higher_is_better else ratio <= target
+    return f"{'MEETS' if ok else 'MISSES'} target {'>=' if higher_is_better else '<='} {target:g}"
