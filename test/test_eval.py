@@ -1,0 +1,92 @@
+"""`textdepth eval`: flip TTA, --pred-dir, --nyu-mat, results.json / CSV, --compare."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from textdepth_ros.cli import main
+from textdepth_ros.data.generate import generate_dataset
+from textdepth_ros.data.nyu import load_depth, read_list
+from textdepth_ros.metrics import METRIC_NAMES
+from textdepth_ros.model import build_model
+from textdepth_ros.training.evaluate import predict
+
+from test_data import write_labeled_mat
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return generate_dataset(tmp_path_factory.mktemp("nyu"), n_train=0, n_test=3, height=96, width=128, seed=5)
+
+
+def test_flip_tta_is_the_mean_of_two_passes():
+    torch.manual_seed(0)
+    model = build_model("tiny", pretrained=False).eval()
+    images = torch.rand(2, 3, 96, 128)
+    texts = ["a photo of a kitchen", "a photo of a bedroom"]
+    with torch.no_grad():
+        plain = model(images, texts=texts)["depth"]
+        mirrored = model(torch.flip(images, dims=[3]), texts=texts)["depth"]
+    expected = 0.5 * (plain + torch.flip(mirrored, dims=[3]))
+    torch.testing.assert_close(predict(model, images, texts, flip_tta=True), expected)
+    torch.testing.assert_close(predict(model, images, texts, flip_tta=False), plain)
+    assert not torch.allclose(expected, plain)  # the flip actually changes something
+
+
+def _write_preds(dataset, pred_dir, scale):
+    for sample in read_list(dataset["test_list"]):
+        path = (pred_dir / sample.rgb).with_suffix(".npy")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, load_depth(dataset["root"], sample) * scale)
+
+
+def test_pred_dir_results_json_and_csv(dataset, tmp_path, capsys):
+    _write_preds(dataset, tmp_path / "perfect", 1.0)
+    out = tmp_path / "out"
+    assert main(["eval", "--pred-dir", str(tmp_path / "perfect"), "--data-root", dataset["root"],
+                 "--test-list", dataset["test_list"], "--out", str(out), "--compare"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert list(results) == [*METRIC_NAMES, "count"]
+    assert results["count"] == 3 and results["abs_rel"] == 0.0 and results["d1"] == 1.0
+    rows = list(csv.reader(open(out / "per_image.csv")))
+    assert rows[0] == ["name", *METRIC_NAMES] and len(rows) == 4
+    printed = capsys.readouterr().out
+    assert "PixelFormer" in printed and "0.090" in printed and "0.322" in printed and "0.319" in printed
+
+    _write_preds(dataset, tmp_path / "half", 0.5)  # every pixel half as far: abs_rel exactly 0.5
+    assert main(["eval", "--pred-dir", str(tmp_path / "half"), "--data-root", dataset["root"],
+                 "--test-list", dataset["test_list"], "--out", str(out), "--crop", "none"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["abs_rel"] == pytest.approx(0.5) and results["d1"] == 0.0
+
+
+def test_missing_prediction_is_a_user_error(dataset, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["eval", "--pred-dir", str(tmp_path / "empty"), "--data-root", dataset["root"],
+                 "--test-list", dataset["test_list"], "--out", str(tmp_path / "o")]) == 2
+    assert "missing prediction" in capsys.readouterr().err
+
+
+def test_nyu_mat_with_pred_dir(tmp_path):
+    scenes = ["kitchen"] * 10
+    _, depths = write_labeled_mat(tmp_path / "nyu.mat", 10, scenes)
+    for index in (0, 1, 8):  # the official test images among the first 10
+        (tmp_path / "pred/kitchen").mkdir(parents=True, exist_ok=True)
+        np.save(tmp_path / f"pred/kitchen/rgb_{index:05d}.npy", depths[index] * 1.05)  # stays below the 10 m clamp
+    assert main(["eval", "--nyu-mat", str(tmp_path / "nyu.mat"), "--pred-dir", str(tmp_path / "pred"),
+                 "--out", str(tmp_path / "out")]) == 0
+    results = json.loads((tmp_path / "out/results.json").read_text())
+    assert results["count"] == 3 and results["abs_rel"] == pytest.approx(0.05, rel=1e-4)
+
+
+def test_checkpoint_eval_runs(dataset, tmp_path):
+    from textdepth_ros.model.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "m.safetensors", build_model("tiny", pretrained=False), extra={"step": 0})
+    assert main(["eval", "--checkpoint", str(tmp_path / "m.safetensors"), "--data-root", dataset["root"],
+                 "--test-list", dataset["test_list"], "--out", str(tmp_path / "out"), "--num-workers", "0",
+                 "--limit", "2"]) == 0
+    assert json.loads((tmp_path / "out/results.json").read_text())["count"] == 2
