@@ -24,6 +24,7 @@ class NodeStats:
         self.forward_ms = 0.0
         self.text = ""
         self._latencies = deque(maxlen=WINDOW)
+        self._forwards = deque(maxlen=WINDOW)
         self._times = deque(maxlen=WINDOW)
 
     def record(self, latency_s: float, forward_ms: float, text: str) -> None:
@@ -32,24 +33,25 @@ class NodeStats:
             self.forward_ms = forward_ms
             self.text = text
             self._latencies.append(latency_s * 1000.0)
+            self._forwards.append(forward_ms)
             self._times.append(time.monotonic())
 
     def window(self):
-        """(rate Hz, mean latency ms, max latency ms) over the last frames."""
+        """(rate Hz, mean latency ms, max latency ms, mean forward ms) over the last frames."""
         with self._lock:
-            lat, times = list(self._latencies), list(self._times)
+            lat, times, forwards = list(self._latencies), list(self._times), list(self._forwards)
         if not lat:
-            return 0.0, 0.0, 0.0
+            return 0.0, 0.0, 0.0, 0.0
         span = times[-1] - times[0] if len(times) > 1 else 0.0
         rate = (len(times) - 1) / span if span > 0 else 0.0
         if times and time.monotonic() - times[-1] > 5.0:
             rate = 0.0  # no frames lately
-        return rate, sum(lat) / len(lat), max(lat)
+        return rate, sum(lat) / len(lat), max(lat), sum(forwards) / len(forwards)
 
 
 def diagnostic_array(node, stamp) -> DiagnosticArray:
     stats, estimator = node.stats, node.estimator
-    rate, latency, latency_max = stats.window()
+    rate, latency, latency_max, forward_mean = stats.window()
     untrained = bool(estimator.untrained) if estimator else True
     values = {
         "frames_received": node.slot.received,
@@ -63,6 +65,7 @@ def diagnostic_array(node, stamp) -> DiagnosticArray:
         "latency_ms_mean": f"{latency:.1f}",
         "latency_ms_max": f"{latency_max:.1f}",
         "forward_ms_last": f"{stats.forward_ms:.1f}",
+        "forward_ms_mean": f"{forward_mean:.1f}",
         "encoder_calls": estimator.encoder_calls if estimator else 0,
         "device": str(estimator.device) if estimator else "",
         "model": estimator.describe() if estimator else "loading",
