@@ -18,8 +18,8 @@ import numpy as np
 from textdepth_ros.errors import UserError
 
 STORAGES = ("mcap", "sqlite3")
-# Metadata version 8 is the newest one whose QoS block Humble's reader still parses;
-# Jazzy and Kilted read it too.
+# Metadata version 8 (Iron's): QoS profiles as one YAML string, as older readers expect;
+# Jazzy and Kilted read it too. Version 9 is Jazzy's own.
 DEFAULT_BAG_VERSION = 8
 
 # Topic defaults: the realsense2_camera names, so a robot's bag needs no options.

@@ -8,6 +8,7 @@ is disturbed. Ground truth never crosses DDS: it is read from the bag beside the
 Every wait has a deadline: node start (--start-timeout), the replay itself (bag length
 / rate), and the drain after it (no output for --drain-timeout, or every frame back).
 """
+import os
 import signal
 import subprocess
 import sys
@@ -23,14 +24,20 @@ NAMESPACE = "/textdepth_bag_eval"
 RECORDED = {"depth": bagio.IMAGE_TYPE, "depth/uncertainty": bagio.IMAGE_TYPE, "depth/camera_info": bagio.CAMERA_INFO_TYPE}
 
 
+def live_name(bag_topic: str) -> str:
+    """Bag topics are replayed under our namespace: a camera driver or a real node on the
+    same machine and domain neither feeds nor hears this evaluation."""
+    return NAMESPACE + "/" + bag_topic.lstrip("/")
+
+
 def node_command(params: dict, plan, text_topic: str, extra_params=()) -> list:
     """depth_node with the params file (as the launch file runs it) plus overrides."""
     cmd = [sys.executable, "-m", "textdepth_ros.ros.depth_node", "--ros-args", "--params-file", params["_file"],
-           "-r", f"__ns:={NAMESPACE}", "-r", f"image:={plan.image_topic}", "-r", f"text:={text_topic}",
+           "-r", f"__ns:={NAMESPACE}", "-r", f"image:={live_name(plan.image_topic)}", "-r", f"text:={text_topic}",
            # Warm up at the bag's size: the first real frame then costs what the others do.
            "-p", f"warmup_height:={plan.height}", "-p", f"warmup_width:={plan.width}"]
     if plan.camera_info_topic:
-        cmd += ["-r", f"camera_info:={plan.camera_info_topic}"]
+        cmd += ["-r", f"camera_info:={live_name(plan.camera_info_topic)}"]
     for name in ("model_config", "checkpoint", "device"):
         if params.get(name) not in (None, ""):
             cmd += ["-p", f"{name}:={params[name]}"]
@@ -110,8 +117,10 @@ def run_live(args, plan, params) -> dict:
     from textdepth_ros.ros.replay import Replayer, publisher_qos
 
     use_shm_profile()  # sets the env var the node subprocess inherits, too
+    # The whole graph is on this machine: do not announce it on the robot's network.
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     scorer = make_scorer(args)
-    text_topic = plan.text_topic or f"{NAMESPACE}/fixed_text"
+    text_topic = live_name(plan.text_topic or "fixed_text")
     cmd = node_command(params, plan, text_topic, args.node_param)
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -165,7 +174,7 @@ def run_live(args, plan, params) -> dict:
         return callback
 
     try:
-        replayer = Replayer(node, args.bag, {t: t for t in (plan.image_topic, plan.camera_info_topic, plan.text_topic) if t},
+        replayer = Replayer(node, args.bag, {t: live_name(t) for t in (plan.image_topic, plan.camera_info_topic, plan.text_topic) if t},
                             rate=args.rate, latched=[plan.text_topic] if plan.text_topic else [], observe=[plan.depth_topic])
         if not plan.text_topic:
             from std_msgs.msg import String
