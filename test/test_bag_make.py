@@ -155,3 +155,26 @@ def test_existing_output_is_not_overwritten_without_asking(dataset, tmp_path, ca
     assert "already exists" in capsys.readouterr().err
     make_bag(dataset, out, "--limit", "2", "--overwrite")
     assert yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]["message_count"] == 2 * 3 + 1
+
+
+def test_type_hashes_in_metadata_are_the_ones_rclpy_announces(dataset, tmp_path):
+    """Jazzy+ `ros2 bag play` compares these with the live types."""
+    import rclpy
+
+    from textdepth_ros.ros.bagio import message_class
+
+    out = tmp_path / "bag"
+    make_bag(dataset, out, "--limit", "1")
+    meta = yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("hash_check", context=context)
+    try:
+        for i, entry in enumerate(meta["topics_with_message_count"]):
+            topic = entry["topic_metadata"]
+            node.create_publisher(message_class(topic["type"]), f"hash_check_{i}", 1)
+            (info,) = node.get_publishers_info_by_topic(f"/hash_check_{i}")
+            assert str(info.topic_type_hash) == topic["type_description_hash"], topic["name"]
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
