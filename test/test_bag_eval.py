@@ -25,8 +25,12 @@ def checkpoint(work):
 
 
 @pytest.fixture(scope="module")
-def bag(work):
-    data = generate_dataset(work / "data", n_train=0, n_test=N, height=H, width=W, seed=5)
+def data(work):
+    return generate_dataset(work / "data", n_train=0, n_test=N, height=H, width=W, seed=5)
+
+
+@pytest.fixture(scope="module")
+def bag(work, data):
     out = work / "bag"
     assert textdepth(["make-bag", "--root", data["root"], "--list", data["test_list"], "--out", str(out)]) == 0
     return out
@@ -100,3 +104,28 @@ def test_live_outputs_are_written_into_a_new_bag(live, bag):
         assert stamp in inputs and log_time > inputs[stamp]  # on the input bag's clock, plus the latency
         assert (msg.encoding, msg.height, msg.width) == ("32FC1", H, W)
         assert msg.header.frame_id == "camera_color_optical_frame"
+
+
+REALSENSE = {"--image-topic": "/camera/camera/color/image_raw",
+             "--camera-info-topic": "/camera/camera/color/camera_info",
+             "--depth-topic": "/camera/camera/aligned_depth_to_color/image_raw"}
+
+
+def test_live_on_a_realsense_style_bag_at_its_recorded_rate(work, data, checkpoint):
+    """sqlite3, RealSense topic names, 32FC1 metres, a fixed --text; played at 10 Hz."""
+    bag, path = work / "realsense_bag", work / "realsense.json"
+    topics = [x for kv in REALSENSE.items() for x in kv]
+    assert textdepth(["make-bag", "--root", data["root"], "--list", data["test_list"], "--out", str(bag),
+                      "--storage", "sqlite3", "--depth-encoding", "32FC1", *topics]) == 0
+    run = ProcessGroup(textdepth_cmd("bag-eval", bag, "--live", "--checkpoint", checkpoint, "--device", "cpu",
+                                     "--text", "a warehouse aisle", *topics, "--json", path), work / "realsense.log")
+    try:
+        assert run.wait(timeout=240) == 0, run.log()
+    finally:
+        run.stop()
+    result = load_json(path)
+    assert result["ground_truth_encoding"] == "32FC1" and result["frames_in"] == N
+    assert 1 <= result["frames_out"] <= N and result["frames_dropped"] == N - result["frames_out"]
+    assert result["summary"]["metrics"]["count"] == result["frames_out"]
+    with open(result["node_log"]) as log:
+        assert "scene text: 'a warehouse aisle'" in log.read()
