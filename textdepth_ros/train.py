@@ -120,6 +120,7 @@ def train(cfg: dict, ctx=None, resume: bool = False) -> dict:
     summary = {"losses": [], "images": 0, "seconds": 0.0, "eval": None}
 
     def evaluate(step):
+        distributed.sync_buffers(model, ctx)
         panels = {}
         metrics = evaluate_model(ddp, test_loader, ctx.device, e["flip_tta"], amp_dtype,
                                  None if e["crop"] in (None, "none") else e["crop"], e["min_depth"], e["max_depth"],
@@ -205,6 +206,7 @@ def train(cfg: dict, ctx=None, resume: bool = False) -> dict:
         if test_loader is not None:
             evaluate(step)
     bar.close()
+    distributed.sync_buffers(model, ctx)
     if writer is not None:
         writer.close()
     summary.update(step=step, best=progress["best"], model=model,

@@ -62,6 +62,16 @@ def wrap_model(model, ctx: Context):
     return DistributedDataParallel(model)
 
 
+def sync_buffers(model, ctx: Context) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to all ranks. DDP does this
+    at the start of every forward; doing it before evaluation and at the end makes the
+    replicas identical after the last step too (per-process BN on CPU otherwise leaves
+    each rank with its own last update)."""
+    if ctx.distributed:
+        for buf in model.buffers():
+            dist.broadcast(buf.data, 0)
+
+
 class ResumableSampler(DistributedSampler):
     """DistributedSampler that can start an epoch part-way (exact mid-epoch resume):
     the order is still a function of (seed, epoch) only."""
