@@ -62,7 +62,8 @@ def bag_eval_error(capsys, *argv) -> str:
     (lambda p: write_bag(p / "b", gt_offset_ns=2_000_000), [], "--sync-tolerance"),
     (lambda p: write_bag(p / "b"), ["--checkpoint", "/nonexistent.safetensors"], "checkpoint not found"),
     (lambda p: write_bag(p / "b"), ["--rate", "0"], "--rate must be positive"),
-])
+], ids=["no-path", "bare-file", "empty", "missing-depth-topic", "no-text-source", "bad-image-encoding",
+        "bad-depth-encoding", "wrong-type", "duplicate-stamps", "unpaired-stamps", "missing-checkpoint", "zero-rate"])
 @pytest.mark.parametrize("mode", ["--offline", "--live"])
 def test_bad_bag_is_one_clear_error(tmp_path, capsys, make, extra, message, mode):
     err = bag_eval_error(capsys, make(tmp_path), mode, *extra)
