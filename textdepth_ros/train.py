@@ -70,7 +70,8 @@ def _loaders(cfg, ctx, per_proc):
                               generator=torch.Generator().manual_seed(cfg["train"]["seed"]))
     test_loader = None
     if d["test_list"]:
-        test_set = ListDataset(d["root"], [s for s in read_list(d["test_list"]) if s.depth], scene_text)
+        # BTS/PixelFormer keep the test images in another tree (data_path_eval)
+        test_set = ListDataset(d["test_root"] or d["root"], [s for s in read_list(d["test_list"]) if s.depth], scene_text)
         n = min(len(test_set), e["limit"] or len(test_set))
         test_loader = DataLoader(Subset(test_set, shard(n, ctx.rank, ctx.world)), batch_size=e["batch_size"],
                                  num_workers=d["num_workers"], collate_fn=collate)
@@ -89,7 +90,8 @@ def train(cfg: dict, ctx=None, resume: bool = False) -> dict:
     if t["batch_size"] % ctx.world:
         raise UserError(f"train.batch_size {t['batch_size']} is not divisible by {ctx.world} processes")
     per_proc = t["batch_size"] // ctx.world
-    if per_proc < 2:
+    sync_bn = ctx.distributed and ctx.device.type == "cuda"  # SyncBatchNorm: statistics over the global batch
+    if (t["batch_size"] if sync_bn else per_proc) < 2:
         raise UserError("BatchNorm needs at least 2 images per process (raise train.batch_size)")
     torch.manual_seed(t["seed"])  # identical initial weights on every rank
     model = build_model(cfg["model"], variant=cfg["variant"], pretrained=t["pretrained"]).to(ctx.device)

@@ -13,7 +13,7 @@ DEFAULTS = {
     "model": "paper",  # model config name or .yaml path
     "variant": None,  # baseline / trca / tbcp / full; None = as the model config says
     "data": {
-        "root": None, "train_list": None, "test_list": None,
+        "root": None, "train_list": None, "test_list": None, "test_root": None,
         "text_template": "a photo of a {scene}", "captions_dir": None, "num_workers": 4,
     },
     "augment": {
