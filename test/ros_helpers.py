@@ -4,10 +4,6 @@
 the Fast DDS shared-memory files that process leaves; `Client` is an in-process rclpy
 node that publishes camera-like input and collects every output by stamp.
 """
-import glob
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,6 +15,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
+from textdepth_ros.ros import node_process
 from textdepth_ros.ros.conversions import numpy_to_image
 from textdepth_ros.ros.depth_node import text_qos
 from textdepth_ros.ros.diagnostics import diagnostic_values
@@ -28,111 +25,19 @@ NODE_EXE = REPO / ".venv" / "bin" / "depth_node"
 SMALL_PARAMS = {"model_config": "tiny", "warmup_height": 96, "warmup_width": 128, "diagnostics_period": 0.2}
 
 
-# -- shared memory hygiene -------------------------------------------------------------
-def fastdds_files_of(pid: int) -> set:
-    """/dev/shm/fastdds_* segments a live process has mapped (its own and shared port files)."""
-    try:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-    except OSError:
-        return set()
-    return {line.split()[-1] for line in maps.splitlines() if "/dev/shm/fastdds_" in line}
-
-
-def _mapped_by_anyone() -> set:
-    mapped = set()
-    for maps in glob.glob("/proc/[0-9]*/maps"):
-        try:
-            text = Path(maps).read_text()
-        except OSError:
-            continue
-        mapped.update(line.split()[-1] for line in text.splitlines() if "/dev/shm/fastdds_" in line)
-    return mapped
-
-
-def remove_orphaned_fastdds_files(paths) -> list:
-    """Remove the given segments (and their _el / mutex companions) unless a live
-    process still maps them: a crashed participant never deletes its own."""
-    in_use = _mapped_by_anyone()
-    removed = []
-    for path in paths:
-        if path in in_use:
-            continue
-        name = os.path.basename(path)
-        for victim in (path, path + "_el", f"/dev/shm/sem.{name}_mutex"):
-            try:
-                os.unlink(victim)
-                removed.append(victim)
-            except OSError:
-                pass
-    return removed
-
-
 # -- the node as a process -------------------------------------------------------------
-class NodeProcess:
-    def __init__(self, params: dict = None, params_file=None, args=(), log_path=None, namespace=None, remaps=None):
-        cmd = [str(NODE_EXE), *args, "--ros-args"]
-        if namespace:
-            cmd += ["-r", f"__ns:={namespace}"]
-        for name, target in (remaps or {}).items():
-            cmd += ["-r", f"{name}:={target}"]
-        if params_file:
-            cmd += ["--params-file", str(params_file)]
-        for key, value in (params or {}).items():
-            cmd += ["-p", f"{key}:={_param_text(value)}"]
-        self.log_path = Path(log_path or f"/tmp/textdepth_node_{os.getpid()}_{time.monotonic_ns()}.log")
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ))
-        self._shm = set()
+class NodeProcess(node_process.NodeProcess):
+    """depth_node started through its console script, the way `ros2 run` starts it."""
 
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
+    def __init__(self, params: dict = None, params_file=None, args=(), log_path=None, namespace=None, remaps=None):
+        ros_args = node_process.depth_node_argv(params, params_file, namespace, remaps)[3:]  # from --ros-args on
+        super().__init__([str(NODE_EXE), *args, *ros_args], log_path)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "ready:" in self.log():
-                self._shm |= fastdds_files_of(self.proc.pid)
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"depth_node exited with {self.proc.returncode}:\n{self.log()}")
-            time.sleep(0.1)
-        raise TimeoutError(f"depth_node not ready after {timeout} s:\n{self.log()}")
-
-    def interrupt(self, timeout: float = 30.0) -> int:
-        """SIGINT and wait; returns the exit code (kills and raises if it hangs)."""
-        if self.proc.poll() is None:
-            self._shm |= fastdds_files_of(self.proc.pid)
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
+        self.wait_for_log(node_process.READY_LINE, timeout)
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self._shm |= fastdds_files_of(self.proc.pid)
-            self.proc.kill()
-            self.proc.wait(10)
-        self.cleanup()
-
-    def cleanup(self) -> list:
-        self._log.close()
-        return remove_orphaned_fastdds_files(self._shm)
-
-    def leftover_shm(self) -> list:
-        """This process's segments still on disk after it exited."""
-        return sorted(p for p in self._shm if os.path.exists(p) and "fastdds_port" not in p)
-
-
-def _param_text(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f"'{value}'" if value == "" else value
-    return str(value)
+        self.stop(timeout=0)
 
 
 # -- the test side ---------------------------------------------------------------------

@@ -11,9 +11,6 @@ depth and point clouds, and writes to --out:
 """
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from textdepth_ros.errors import UserError
 from textdepth_ros.paths import config_dir
 from textdepth_ros.preview import colorize_depth
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
+from textdepth_ros.ros.node_process import READY_LINE, NodeProcess, depth_node_argv
 
 NAMESPACE = "/textdepth_demo"
 TEXTS = ("a small room with a checkered wooden floor, pale walls and three boxes",
@@ -50,39 +48,20 @@ def ros_environment() -> dict:
     return env
 
 
-def start_node(args, out: Path):
-    cmd = [sys.executable, "-m", "textdepth_ros.ros.depth_node", "--ros-args",
-           "-r", f"__ns:={NAMESPACE}", "--params-file", str(config_dir() / "depth.yaml"),
-           "-p", f"model_config:={args.config}", "-p", f"checkpoint:='{args.checkpoint}'",
-           "-p", f"device:={args.device}", "-p", f"warmup_height:={args.height}",
-           "-p", f"warmup_width:={args.width}", "-p", "diagnostics_period:=0.25"]
-    log = open(out / "node.log", "wb")
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ)), log
+def start_node(args, out: Path) -> NodeProcess:
+    params = {"model_config": args.config, "checkpoint": args.checkpoint, "device": args.device,
+              "warmup_height": args.height, "warmup_width": args.width, "diagnostics_period": 0.25}
+    return NodeProcess(depth_node_argv(params, config_dir() / "depth.yaml", NAMESPACE), out / "node.log")
 
 
-def wait_ready(proc, log_path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = log_path.read_text(errors="replace")
-        if "ready:" in text:
-            return
-        if proc.poll() is not None:
-            lines = [l for l in text.splitlines() if "cannot start" in l or "ERROR" in l or "FATAL" in l]
-            raise UserError(f"the node exited ({proc.returncode}): {lines[-1] if lines else text[-500:]}")
-        time.sleep(0.2)
-    raise UserError(f"the node was not ready after {timeout:.0f} s (see {log_path})")
-
-
-def stop_node(proc, log) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-    log.close()
-    return proc.returncode
+def wait_ready(proc: NodeProcess, timeout: float) -> None:
+    try:
+        proc.wait_for_log(READY_LINE, timeout)
+    except RuntimeError:
+        lines = [l for l in proc.log().splitlines() if "cannot start" in l or "ERROR" in l or "FATAL" in l]
+        raise UserError(f"the node exited ({proc.proc.returncode}): {lines[-1] if lines else proc.log()[-500:]}") from None
+    except TimeoutError:
+        raise UserError(f"the node was not ready after {timeout:.0f} s (see {proc.log_path})") from None
 
 
 def write_ply(path: Path, cloud_points: np.ndarray) -> int:
@@ -110,14 +89,14 @@ def run(args) -> int:
     print(f"textdepth demo: starting depth_node ({args.config}) on ROS domain {os.environ['ROS_DOMAIN_ID']} ...",
           flush=True)
     started = time.monotonic()
-    proc, log = start_node(args, out)
+    proc = start_node(args, out)
     try:
-        wait_ready(proc, out / "node.log", args.timeout)
+        wait_ready(proc, args.timeout)
         from textdepth_ros.ros.demo_client import exchange  # rclpy loads only here
 
         result = exchange(NAMESPACE, args, TEXTS, args.timeout)
     finally:
-        code = stop_node(proc, log)
+        code = proc.stop(timeout=20)
     summary = write_outputs(out, result, args)
     summary["node_exit_code"] = code
     summary["demo_seconds"] = round(time.monotonic() - started, 1)

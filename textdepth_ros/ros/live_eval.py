@@ -10,7 +10,6 @@ Every wait has a deadline: node start (--start-timeout), the replay itself (bag 
 """
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from textdepth_ros.errors import UserError
 from textdepth_ros.ros import bagio
+from textdepth_ros.ros.node_process import NodeProcess, depth_node_argv
 
 NAMESPACE = "/textdepth_bag_eval"
 RECORDED = {"depth": bagio.IMAGE_TYPE, "depth/uncertainty": bagio.IMAGE_TYPE, "depth/camera_info": bagio.CAMERA_INFO_TYPE}
@@ -32,76 +32,20 @@ def live_name(bag_topic: str) -> str:
 
 def node_command(params: dict, plan, text_topic: str, extra_params=()) -> list:
     """depth_node with the params file (as the launch file runs it) plus overrides."""
-    cmd = [sys.executable, "-m", "textdepth_ros.ros.depth_node", "--ros-args", "--params-file", params["_file"],
-           "-r", f"__ns:={NAMESPACE}", "-r", f"image:={live_name(plan.image_topic)}", "-r", f"text:={text_topic}",
-           # Warm up at the bag's size: the first real frame then costs what the others do.
-           "-p", f"warmup_height:={plan.height}", "-p", f"warmup_width:={plan.width}"]
+    remaps = {"image": live_name(plan.image_topic), "text": text_topic}
     if plan.camera_info_topic:
-        cmd += ["-r", f"camera_info:={live_name(plan.camera_info_topic)}"]
-    for name in ("model_config", "checkpoint", "device"):
-        if params.get(name) not in (None, ""):
-            cmd += ["-p", f"{name}:={params[name]}"]
-    cmd += ["-p", f"fp16:={'true' if params.get('fp16') else 'false'}"]
+        remaps["camera_info"] = live_name(plan.camera_info_topic)
+    # Warm up at the bag's size: the first real frame then costs what the others do.
+    overrides = {"warmup_height": plan.height, "warmup_width": plan.width}
+    overrides.update({name: params[name] for name in ("model_config", "checkpoint", "device")
+                      if params.get(name) not in (None, "")})
+    overrides["fp16"] = bool(params.get("fp16"))
+    cmd = depth_node_argv(overrides, params["_file"], NAMESPACE, remaps)
     for item in extra_params:
         if ":=" not in item:
             raise UserError(f"--node-param wants NAME:=VALUE, got {item!r}")
         cmd += ["-p", item]
     return cmd
-
-
-class NodeProcess:
-    """depth_node as a child process, its output in a log file; stop() = SIGINT, then SIGKILL."""
-
-    def __init__(self, cmd, log_dir):
-        self.log_path = Path(log_dir) / "depth_node.log"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return "\n".join("    " + line for line in text[-lines:])
-
-    def stop(self, timeout: float = 15.0) -> int:
-        if self.alive():
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                segments = _fastdds_segments(self.proc.pid)
-                self.proc.kill()
-                self.proc.wait(5.0)
-                _remove_unmapped(segments)  # a killed participant never deletes its own
-        self._log.close()
-        return self.proc.returncode
-
-
-def _fastdds_segments(pid: int) -> set:
-    try:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-    except OSError:
-        return set()
-    return {line.split()[-1] for line in maps.splitlines() if "/dev/shm/fastdds_" in line and "fastdds_port" not in line}
-
-
-def _remove_unmapped(segments: set) -> None:
-    """Delete shared-memory segments no live process maps any more."""
-    import glob
-
-    in_use = set()
-    for maps in glob.glob("/proc/[0-9]*/maps"):
-        try:
-            in_use |= {line.split()[-1] for line in Path(maps).read_text().splitlines() if "/dev/shm/fastdds_" in line}
-        except OSError:
-            continue
-    for path in segments - in_use:
-        for victim in (path, path + "_el"):
-            Path(victim).unlink(missing_ok=True)
 
 
 def run_live(args, plan, params) -> dict:
@@ -192,7 +136,7 @@ def run_live(args, plan, params) -> dict:
                     node.create_subscription(Image if msgtype == bagio.IMAGE_TYPE else bagio.message_class(msgtype),
                                              f"{NAMESPACE}/{topic}", record(topic), reliable, raw=True)
 
-        proc = NodeProcess(cmd, log_dir)
+        proc = NodeProcess(cmd, Path(log_dir) / "depth_node.log")
         try:
             image_pub = replayer.publishers[plan.image_topic]
             print(f"starting depth_node (params {params['_file']}; log {proc.log_path}) ...", file=sys.stderr)
