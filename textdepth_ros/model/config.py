@@ -6,10 +6,10 @@ a checkpoint alone rebuilds its model. Table 3's ablation variants are switches.
 import copy
 from pathlib import Path
 
-import yaml
 
 from textdepth_ros.errors import UserError
 from textdepth_ros.paths import config_dir
+from textdepth_ros.yaml_io import read_yaml_mapping
 
 # Table 3 of the paper: which text modules each variant has.
 VARIANTS = {
@@ -48,13 +48,7 @@ def load_model_config(name_or_path, variant: str = None) -> dict:
     if isinstance(name_or_path, dict):
         cfg = copy.deepcopy(name_or_path)
     else:
-        path = resolve_config_path(name_or_path)
-        try:
-            cfg = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise UserError(f"model config {path} is not valid YAML: {exc}") from None
-        if not isinstance(cfg, dict):
-            raise UserError(f"model config {path} must be a mapping")
+        cfg = read_yaml_mapping(resolve_config_path(name_or_path), "model config")
     if variant is not None:
         cfg = with_variant(cfg, variant)
     validate(cfg)

@@ -19,9 +19,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from textdepth_ros.errors import UserError
+from textdepth_ros.yaml_io import read_yaml_mapping
 from textdepth_ros.metrics import format_table
 from textdepth_ros.ros import bagio
 from textdepth_ros.ros.evaluator_node import GT_ENCODINGS, DepthScorer, depth_in_metres, write_results
@@ -154,12 +154,7 @@ def node_parameters(args) -> dict:
     from textdepth_ros.paths import config_dir
 
     path = Path(args.params_file) if args.params_file else config_dir() / "depth.yaml"
-    if not path.is_file():
-        raise UserError(f"params file not found: {path}")
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"params file {path} is not valid YAML: {exc}") from None
+    doc = read_yaml_mapping(path, "params file")
     params = dict(next((v.get("ros__parameters", {}) for k, v in doc.items() if k.strip("/").endswith("depth_node")), {}))
     for name in ("model_config", "checkpoint", "device", "fp16"):
         value = getattr(args, name)

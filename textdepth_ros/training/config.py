@@ -2,11 +2,11 @@
 overrides (dotted keys, YAML values). Unknown keys are errors, so a typo never
 silently trains with a default."""
 import copy
-from pathlib import Path
 
 import yaml
 
 from textdepth_ros.errors import UserError
+from textdepth_ros.yaml_io import read_yaml_mapping
 
 # PixelFormer's NYU recipe (DESIGN.md "Train recipe"); see config/train_nyu.yaml.
 DEFAULTS = {
@@ -63,16 +63,7 @@ def parse_override(text: str) -> dict:
 def load_train_config(path=None, overrides=()) -> dict:
     cfg = copy.deepcopy(DEFAULTS)
     if path:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"training config not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"training config {path} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise UserError(f"training config {path} must be a mapping")
-        _merge(cfg, data)
+        _merge(cfg, read_yaml_mapping(path, "training config"))
     for text in overrides:
         _merge(cfg, parse_override(text))
     validate(cfg)
