@@ -24,7 +24,8 @@ from textdepth_ros.ros.conversions import numpy_to_image, to_rgb8
 from textdepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
 from textdepth_ros.ros.frame_slot import LatestSlot
-from textdepth_ros.ros.pointcloud import depth_to_pointcloud2, valid_intrinsics
+from textdepth_ros.ros.pointcloud import (backproject_depth, depth_to_pointcloud2, nan_is_the_only_invalid,
+                                          valid_intrinsics)
 from textdepth_ros.ros.text_input import clean_text
 
 NODE_NAME = "depth_node"
@@ -182,8 +183,8 @@ class DepthNode(Node):
         text = self._text
         pred = self.estimator.predict(rgb, text)
         depth = pred.depth.astype(np.float32, copy=False)
-        with np.errstate(invalid="ignore"):
-            depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(np.nan))
+        if not nan_is_the_only_invalid(depth):  # two reductions; a copy only when needed
+            depth = backproject_depth(depth)
         height, width = depth.shape
         if (height, width) != rgb.shape[:2]:
             raise RuntimeError(f"model returned {depth.shape} for a {rgb.shape[:2]} image")
@@ -216,14 +217,20 @@ class DepthNode(Node):
         return out
 
     def _cloud(self, depth, uncertainty, info, header, rgb):
-        keep = np.isfinite(depth)
-        if self.params["max_range"] > 0:
-            keep &= depth <= self.params["max_range"]
-        if self.params["max_uncertainty"] > 0:
-            keep &= uncertainty <= self.params["max_uncertainty"]
-        filtered = np.where(keep, depth, np.float32(np.nan))
+        """`depth` is already NaN wherever it is invalid; the range/uncertainty cuts make
+        one masked copy only when they are on and cut something."""
+        cut = None
+        with np.errstate(invalid="ignore"):
+            if self.params["max_range"] > 0:
+                cut = ~(depth <= np.float32(self.params["max_range"]))
+            if self.params["max_uncertainty"] > 0:
+                too_uncertain = ~(uncertainty <= np.float32(self.params["max_uncertainty"]))
+                cut = too_uncertain if cut is None else cut | too_uncertain
+        if cut is not None and cut.any():
+            depth = depth.copy()
+            np.copyto(depth, np.float32(np.nan), where=cut)
         k = info.k
-        return depth_to_pointcloud2(filtered, (k[0], k[4], k[2], k[5]), header,
+        return depth_to_pointcloud2(depth, (k[0], k[4], k[2], k[5]), header,
                                     rgb if self.params["cloud_rgb"] else None)
 
     def publish_diagnostics(self) -> None:

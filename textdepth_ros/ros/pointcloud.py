@@ -63,9 +63,11 @@ class _Scratch(threading.local):
 _scratch = _Scratch()
 
 
-def _nan_is_the_only_invalid(depth: np.ndarray) -> bool:
+def nan_is_the_only_invalid(depth: np.ndarray) -> bool:
     """True when every pixel is NaN or a finite depth > 0: NaN then propagates through
     the back-projection by itself and no sanitized copy is needed (two fast reductions)."""
+    if depth.size == 0:
+        return True
     with np.errstate(invalid="ignore"):
         lo = np.fmin.reduce(depth, axis=None)  # fmin/fmax skip NaN
         hi = np.fmax.reduce(depth, axis=None)
@@ -86,7 +88,7 @@ def depth_to_pointcloud2(depth: np.ndarray, K, header, rgb: np.ndarray = None) -
     z = np.ascontiguousarray(depth, dtype=np.float32)
     if z.ndim != 2:
         raise ValueError(f"depth must be HxW, got shape {z.shape}")
-    if not _nan_is_the_only_invalid(z):
+    if not nan_is_the_only_invalid(z):
         z = backproject_depth(z)
     height, width = z.shape
     if rgb is not None and rgb.shape[:2] != (height, width):
