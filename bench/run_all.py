@@ -1,0 +1,95 @@
+"""Every benchmark of the performance issue in one run (`make bench`), CPU-sized:
+point cloud packing, text cache, node over DDS (tiny, short stream), model speed (tiny,
+fp32 and bf16 only). Ends with one table of every ratio and its target.
+
+A benchmark that crashes is reported and makes the exit status 1; a missed target is
+reported in the table (benchmarks measure, they do not gate). A few minutes on 2 cores.
+"""
+import argparse
+import sys
+import time
+import traceback
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))  # the benchmarks import `common` from their own folder
+sys.path.insert(0, str(BENCH.parent))  # and textdepth_ros from the checkout
+
+
+def run(name, fn, failures):
+    print(f"\n=== {name} ===", flush=True)
+    start = time.monotonic()
+    try:
+        result = fn()
+    except Exception:  # noqa: BLE001 - one failing benchmark must not hide the others
+        traceback.print_exc()
+        failures.append(name)
+        result = None
+    print(f"=== {name}: {time.monotonic() - start:.0f} s ===", flush=True)
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--node-frames", type=int, default=6, help="node_bench one-at-a-time frames (default %(default)s)")
+    parser.add_argument("--stream-seconds", type=float, default=8.0, help="node_bench 30 Hz stream (default %(default)s)")
+    parser.add_argument("--device", default="cpu", help="device for node_bench and model_speed (default %(default)s)")
+    args = parser.parse_args(argv)
+
+    import model_speed
+    import node_bench
+    import pointcloud_bench
+    import text_cache_bench
+
+    failures, rows = [], []
+    start = time.monotonic()
+
+    pc = run("point cloud", lambda: pointcloud_bench.main(["--repeats", "50"]), failures)
+    if pc:
+        rows.append(("point cloud", "packed PointCloud2 XYZRGB / bare numpy back-projection (640x480)",
+                     pc["pointcloud_ratio"], "<= 2", pc["pointcloud_ratio"] <= 2.0))
+        rows.append(("point cloud", "packed / bare into preallocated arrays (info)",
+                     pc["pointcloud_ratio_vs_preallocated"], "-", None))
+
+    tc = run("text cache", lambda: text_cache_bench.main(["--frames", "20"]), failures)
+    if tc:
+        rows.append(("text", "encoder calls per frame, cached text", tc["cached_calls_per_frame"], "== 0",
+                     tc["cached_calls_per_frame"] == 0))
+        rows.append(("text", "encoder calls for one new text", tc["new_text_calls"], "== 1", tc["new_text_calls"] == 1))
+
+    nb = run("node over DDS", lambda: node_bench.main(
+        ["--device", args.device, "--frames", str(args.node_frames), "--warmup", "1",
+         "--stream-seconds", str(args.stream_seconds)]), failures)
+    if nb:
+        st = nb["stream"]
+        rows.append(("node", f"e2e latency / bare forward ({nb['name']})", nb["overhead_ratio"], "<= 1.10",
+                     nb["overhead_meets"]))
+        rows.append(("node", f"max output age / (2 x forward) at {st['rate_hz']:g} Hz (median age "
+                     f"{st['age'].get('median_ms', float('nan')):.0f} ms, 2xfwd {st['two_forward_ms']:.0f} ms)",
+                     st["max_age_over_two_forward"], "<= 1", nb["backlog_meets"]))
+        rows.append(("node", f"frames sent / received by node / published / dropped",
+                     f"{st['sent']}/{st['node_received']}/{st['node_published']}/{st['node_dropped']}", "-", None))
+        rows.append(("node", f"end-to-end FPS under the {st['rate_hz']:g} Hz stream (info)", st["fps"], "-", None))
+
+    ms = run("model speed", lambda: model_speed.main(
+        ["--config", "tiny", "--device", args.device, "--modes", "fp32,fp16", "--repeats", "3"]), failures)
+    if ms:
+        for mode, r in ms.items():
+            rows.append(("model", f"tiny 480x640 {mode} on {args.device}: FPS (speed-up vs fp32)",
+                         f"{r['fps']:.2f} (x{r['speedup_vs_fp32']:.2f})", "-", None))
+
+    print(f"\n=== summary ({time.monotonic() - start:.0f} s) ===")
+    width = max(len(r[1]) for r in rows) if rows else 10
+    for area, what, value, target, ok in rows:
+        value_text = f"{value:.3f}" if isinstance(value, float) else str(value)
+        verdict = "" if ok is None else ("MEETS" if ok else "MISSES")
+        print(f"{area:<12} {what:<{width}}  {value_text:>16}  {target:>8}  {verdict}")
+    print("GPU readiness (paper config, fp16, >= 30 FPS on an H100): bench/gpu.sh on a CUDA machine")
+    if failures:
+        print(f"FAILED to run: {', '.join(failures)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
