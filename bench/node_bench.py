@@ -15,15 +15,11 @@ random weights the bench writes a random-weight checkpoint first (~1.6 GB):
     python node_bench.py --config paper --device cuda --fp16
 """
 import argparse
-import glob
 import json
 import os
 import queue
 import random
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,7 +27,7 @@ from pathlib import Path
 
 from common import verdict
 
-NODE_READY = "ready:"
+from textdepth_ros.ros.node_process import READY_LINE, NodeProcess, depth_node_argv
 
 
 # -- environment: before rclpy is imported ---------------------------------------------
@@ -43,76 +39,6 @@ def ros_environment(tmp: Path) -> None:
     from textdepth_ros.ros.fastdds_profile import use_shm_profile
 
     use_shm_profile()  # the node picks the same profile up from the environment
-
-
-# -- the node as a process -------------------------------------------------------------
-def _fastdds_files_of(pid: int) -> set:
-    try:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-    except OSError:
-        return set()
-    return {line.split()[-1] for line in maps.splitlines() if "/dev/shm/fastdds_" in line}
-
-
-def _remove_orphaned(paths) -> None:
-    in_use = set()
-    for maps in glob.glob("/proc/[0-9]*/maps"):
-        try:
-            text = Path(maps).read_text()
-        except OSError:
-            continue
-        in_use.update(line.split()[-1] for line in text.splitlines() if "/dev/shm/fastdds_" in line)
-    for path in paths:
-        if path in in_use:
-            continue
-        name = os.path.basename(path)
-        for victim in (path, path + "_el", f"/dev/shm/sem.{name}_mutex"):
-            try:
-                os.unlink(victim)
-            except OSError:
-                pass
-
-
-class Node:
-    def __init__(self, params: dict, log_path: Path):
-        exe = Path(sys.executable).parent / "depth_node"
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "textdepth_ros.ros.depth_node"]
-        cmd.append("--ros-args")
-        for key, value in params.items():
-            text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-            cmd += ["-p", f"{key}:={text}"]
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ))
-        self._shm = set()
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if NODE_READY in self.log():
-                self._shm |= _fastdds_files_of(self.proc.pid)
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"depth_node exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-            time.sleep(0.2)
-        raise TimeoutError(f"depth_node not ready after {timeout:.0f} s:\n{self.log()[-3000:]}")
-
-    def stop(self) -> None:
-        """SIGINT, then SIGKILL if it hangs; then its Fast DDS shared-memory files."""
-        if self.proc.poll() is None:
-            self._shm |= _fastdds_files_of(self.proc.pid)
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
-        _remove_orphaned(self._shm)
 
 
 # -- numbers ---------------------------------------------------------------------------
@@ -236,10 +162,10 @@ def main(argv=None):
 
     params = {"model_config": args.config, "checkpoint": checkpoint, "device": str(device), "fp16": bool(args.fp16),
               "default_text": f'"{args.text}"', "warmup_height": H, "warmup_width": W, "diagnostics_period": 0.5}
-    node = Node(params, tmp / "depth_node.log")
+    node = NodeProcess(depth_node_argv(params), tmp / "depth_node.log")
     context = None
     try:
-        node.wait_ready(args.start_timeout)
+        node.wait_for_log(READY_LINE, args.start_timeout)
         context = rclpy.Context()
         rclpy.init(context=context)
         client = rclpy.create_node("textdepth_node_bench", context=context)
@@ -401,7 +327,7 @@ def main(argv=None):
         requests.put(None)
         if context is not None:
             rclpy.try_shutdown(context=context)
-        node.stop()
+        node.stop(timeout=20)
         if not args.checkpoint:
             for leftover in tmp.glob("*.safetensors"):
                 leftover.unlink()

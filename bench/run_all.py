@@ -67,7 +67,7 @@ def main(argv=None):
         rows.append(("node", f"max output age / (2 x forward) at {st['rate_hz']:g} Hz (median age "
                      f"{st['age'].get('median_ms', float('nan')):.0f} ms, 2xfwd {st['two_forward_ms']:.0f} ms)",
                      st["max_age_over_two_forward"], "<= 1", nb["backlog_meets"]))
-        rows.append(("node", f"frames sent / received by node / published / dropped",
+        rows.append(("node", "frames sent / received by node / published / dropped",
                      f"{st['sent']}/{st['node_received']}/{st['node_published']}/{st['node_dropped']}", "-", None))
         rows.append(("node", f"end-to-end FPS under the {st['rate_hz']:g} Hz stream (info)", st["fps"], "-", None))
 
