@@ -40,5 +40,6 @@ step 150 $PY bench/model_speed.py --config paper --device cuda --repeats 30 --mo
 step 40 $PY bench/model_speed.py --config tiny --device cuda --repeats 30 --modes fp32,fp16 --json "$OUTDIR/tiny.json"
 step 60 $PY -m pytest -q -p no:cacheprovider test/test_cuda.py
 step 150 $PY bench/node_bench.py --config paper --device cuda --fp16 --frames 20 --rate 60 --stream-seconds 8 --json "$OUTDIR/node_paper.json"
+step 200 $PY bench/node_bench.py --config paper --device cuda --fp16 --compile --frames 12 --rate 60 --stream-seconds 6 --json "$OUTDIR/node_paper_compiled.json"
 step 240 $PY bench/model_speed.py --config paper --device cuda --repeats 30 --modes compile_fp16 --json "$OUTDIR/paper_compile.json"
 echo "done: $OUTDIR" | tee -a "$LOG"

@@ -69,6 +69,7 @@ def parse_args(argv):
                         "(default: a random-weight checkpoint of --config, written to a temp dir)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default %(default)s)")
     parser.add_argument("--fp16", action="store_true", help="half autocast (fp16 on CUDA, bf16 on CPU)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network, in the node and here")
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--frames", type=int, default=12, help="timed one-at-a-time frames (default %(default)s)")
@@ -117,9 +118,10 @@ def main(argv=None):
         checkpoint = str(tmp / f"random_{args.config.replace('/', '_')}.safetensors")
         save_checkpoint(checkpoint, model)
     model.eval().to(device)
+    network = torch.compile(model) if args.compile else model
     amp = autocast_dtype(device, args.fp16)
     precision = {None: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[amp]
-    name = f"{model.config.get('name', args.config)} {H}x{W} on {device} {precision}"
+    name = f"{model.config.get('name', args.config)} {H}x{W} on {device} {precision}" + (" compiled" if args.compile else "")
     if device.type == "cuda":
         name += f" ({torch.cuda.get_device_name(device)})"
 
@@ -135,7 +137,7 @@ def main(argv=None):
     def timed_forward() -> float:
         start = time.perf_counter()
         with torch.inference_mode(), torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            model(images, text_embedding=text_embedding)
+            network(images, text_embedding=text_embedding)
         sync()
         return time.perf_counter() - start
 
@@ -161,11 +163,16 @@ def main(argv=None):
         return reply
 
     params = {"model_config": args.config, "checkpoint": checkpoint, "device": str(device), "fp16": bool(args.fp16),
-              "default_text": f'"{args.text}"', "warmup_height": H, "warmup_width": W, "diagnostics_period": 0.5}
+              "compile": bool(args.compile), "default_text": f'"{args.text}"', "warmup_height": H, "warmup_width": W, "diagnostics_period": 0.5}
+    # The first bare forward (compilation, with --compile) runs while the node starts.
+    requests.put(True)
     node = NodeProcess(depth_node_argv(params), tmp / "depth_node.log")
     context = None
     try:
         node.wait_for_log(READY_LINE, args.start_timeout)
+        first = replies.get()
+        if isinstance(first, BaseException):
+            raise first
         context = rclpy.Context()
         rclpy.init(context=context)
         client = rclpy.create_node("textdepth_node_bench", context=context)

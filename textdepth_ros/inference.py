@@ -56,7 +56,7 @@ class Prediction:
 class DepthEstimator:
     """Holds a model on a device. `predict(rgb, text)` on HxWx3 uint8 RGB."""
 
-    def __init__(self, config="tiny", checkpoint=None, device="auto", fp16=False, variant=None):
+    def __init__(self, config="tiny", checkpoint=None, device="auto", fp16=False, variant=None, compile=False):
         self.device, self.device_warning = resolve_device(device)
         if self.device_warning:
             log.warning(self.device_warning)
@@ -69,6 +69,12 @@ class DepthEstimator:
             self.untrained = True
         self.model.eval().to(self.device)
         self.amp_dtype = autocast_dtype(self.device, fp16)
+        # torch.compile fuses the many small kernels of Swin and the decoder: on a GPU it
+        # removes most of the Python launch overhead (the first frame of each new input
+        # size pays the compilation, so warm up at the camera's size). The text encoder
+        # stays outside: its cache is Python and runs once per new text.
+        self.compiled = bool(compile)
+        self._network = torch.compile(self.model) if compile else self.model
         self.config = self.model.config
         bins = self.config["bins"]
         self.depth_limits = (float(bins["dataset_min"]), float(bins["dataset_max"]))
@@ -84,7 +90,8 @@ class DepthEstimator:
     def describe(self) -> str:
         precision = {None: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.amp_dtype]
         weights = "UNTRAINED (random) weights" if self.untrained else "trained checkpoint"
-        return f"{self.config.get('name', '?')} ({self.model.variant}) on {self.device} {precision}, {weights}"
+        compiled = ", torch.compile" if self.compiled else ""
+        return f"{self.config.get('name', '?')} ({self.model.variant}) on {self.device} {precision}{compiled}, {weights}"
 
     def _to_tensor(self, rgb: np.ndarray) -> torch.Tensor:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -98,9 +105,9 @@ class DepthEstimator:
     def predict(self, rgb: np.ndarray, text: str = "") -> Prediction:
         start = time.perf_counter()
         images = self._to_tensor(rgb)
-        texts = [text] if self.uses_text else None
+        embedding = self.model.encode_text([text]) if self.uses_text else None
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            out = self.model(images, texts=texts)
+            out = self._network(images, text_embedding=embedding)
         depth = out["depth"][0, 0].float().cpu().numpy()
         uncertainty = out["uncertainty"][0, 0].float().cpu().numpy()
         d_min, d_max = out["depth_range"][0].float().cpu().tolist()

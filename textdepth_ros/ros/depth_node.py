@@ -37,6 +37,7 @@ PARAMETERS = {
     "checkpoint": ("", "trained checkpoint file; empty runs untrained (random) weights"),
     "device": ("auto", "auto, cpu, cuda or cuda:N (CUDA absent: CPU with one warning)"),
     "fp16": (False, "half precision autocast (fp16 on CUDA, bf16 on CPU)"),
+    "compile": (False, "torch.compile the network (GPU: much less launch overhead; first frame of a size compiles)"),
     "default_text": ("an indoor scene", "scene description used until one arrives on `text`"),
     "publish_cloud": (True, "publish `points`"),
     "cloud_rgb": (True, "XYZRGB cloud (colour from the input image) instead of XYZ"),
@@ -102,7 +103,8 @@ class DepthNode(Node):
         from textdepth_ros.inference import DepthEstimator  # torch loads only here
 
         p = self.params
-        self.estimator = DepthEstimator(p["model_config"], p["checkpoint"] or None, p["device"], bool(p["fp16"]))
+        self.estimator = DepthEstimator(p["model_config"], p["checkpoint"] or None, p["device"], bool(p["fp16"]),
+                                        compile=bool(p["compile"]))
         encoder = getattr(self.estimator.model, "text_encoder", None)
         self._tokenizer = getattr(encoder, "tokenizer", None)
         self._context_length = getattr(encoder, "context_length", 77)
