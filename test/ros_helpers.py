@@ -5,6 +5,7 @@ the Fast DDS shared-memory files that process leaves; `Client` is an in-process 
 node that publishes camera-like input and collects every output by stamp.
 """
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,32 @@ class NodeProcess(node_process.NodeProcess):
 
     def kill(self) -> None:
         self.stop(timeout=0)
+
+
+@contextmanager
+def serving_node(params: dict):
+    """A ready node for a test module; on leaving, it must shut down cleanly (exit code 0
+    on SIGINT), and its shared-memory segments are removed."""
+    proc = NodeProcess(params)
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        try:
+            assert proc.interrupt() == 0, proc.log()
+        finally:
+            proc.cleanup()
+
+
+@contextmanager
+def connected_client():
+    """A Client that has discovered the node's topics."""
+    client = Client()
+    try:
+        client.wait_connected()
+        yield client
+    finally:
+        client.close()
 
 
 # -- the test side ---------------------------------------------------------------------

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
-from ros_helpers import SMALL_PARAMS, Client, NodeProcess, camera_info, int_value, sample_image
+from ros_helpers import SMALL_PARAMS, connected_client, serving_node, camera_info, int_value, sample_image
 from textdepth_ros.ros.conversions import image_to_numpy, numpy_to_image
 from textdepth_ros.ros.text_input import CONTEXT_LENGTH
 
@@ -18,26 +18,15 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture(scope="module")
 def node():
-    proc = NodeProcess(dict(SMALL_PARAMS, default_text="an office"))
-    try:
-        proc.wait_ready()
+    with serving_node(dict(SMALL_PARAMS, default_text="an office")) as proc:
         yield proc
-    finally:
-        try:
-            assert proc.interrupt() == 0, proc.log()
-        finally:
-            proc.cleanup()
     assert "Traceback" not in proc.log()
 
 
 @pytest.fixture(scope="module")
 def client(node):
-    c = Client()
-    try:
-        c.wait_connected()
+    with connected_client() as c:
         yield c
-    finally:
-        c.close()
 
 
 class Stamps:

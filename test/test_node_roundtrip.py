@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from ros_helpers import SMALL_PARAMS, Client, NodeProcess, camera_info, int_value, sample_image
+from ros_helpers import SMALL_PARAMS, connected_client, serving_node, camera_info, int_value, sample_image
 from textdepth_ros.ros.conversions import image_to_numpy
 from textdepth_ros.ros.pointcloud import backproject, pointcloud2_to_array
 
@@ -20,25 +20,14 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture(scope="module")
 def node():
-    proc = NodeProcess(dict(SMALL_PARAMS, max_range=MAX_RANGE, default_text="a room"))
-    try:
-        proc.wait_ready()
+    with serving_node(dict(SMALL_PARAMS, max_range=MAX_RANGE, default_text="a room")) as proc:
         yield proc
-    finally:
-        try:
-            assert proc.interrupt() == 0, proc.log()
-        finally:
-            proc.cleanup()
 
 
 @pytest.fixture(scope="module")
 def client(node):
-    c = Client()
-    try:
-        c.wait_connected()
+    with connected_client() as c:
         yield c
-    finally:
-        c.close()
 
 
 def test_round_trip_depth_info_cloud(client):

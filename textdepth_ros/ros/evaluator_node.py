@@ -248,9 +248,10 @@ def _stamp(msg) -> int:
 
 def main(args=None) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     from textdepth_ros.ros.fastdds_profile import use_shm_profile
+    from textdepth_ros.ros.spinning import spin_until_shutdown
 
     use_shm_profile()
     rclpy.init(args=args)
@@ -258,10 +259,7 @@ def main(args=None) -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        while rclpy.ok():  # spin_once, not spin(): spin() was seen to miss SIGINT
-            executor.spin_once(timeout_sec=0.2)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin_until_shutdown(executor)
     finally:
         written = node.write()
         # rclpy's logger may be gone after a signal: print the final line directly.
