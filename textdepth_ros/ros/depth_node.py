@@ -12,7 +12,6 @@ import time
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -27,7 +26,7 @@ from textdepth_ros.ros.frame_slot import LatestSlot
 from textdepth_ros.ros.pointcloud import (backproject_depth, depth_to_pointcloud2, nan_is_the_only_invalid,
                                           valid_intrinsics)
 from textdepth_ros.ros.text_input import clean_text
-from textdepth_ros.ros.spinning import spin_until_shutdown
+from textdepth_ros.ros.spinning import run_until_shutdown
 
 NODE_NAME = "depth_node"
 THROTTLE_S = 5.0  # at most one line per kind of bad input every few seconds
@@ -252,16 +251,7 @@ def main(args=None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
         return 1
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        spin_until_shutdown(executor)
-    finally:
-        node.stop()
-        executor.remove_node(node)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_until_shutdown(node, on_stop=node.stop)
 
 
 if __name__ == "__main__":

@@ -248,27 +248,21 @@ def _stamp(msg) -> int:
 
 def main(args=None) -> int:
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
 
     from textdepth_ros.ros.fastdds_profile import use_shm_profile
-    from textdepth_ros.ros.spinning import spin_until_shutdown
+    from textdepth_ros.ros.spinning import run_until_shutdown
 
     use_shm_profile()
     rclpy.init(args=args)
     node = _make_node_class()()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        spin_until_shutdown(executor)
-    finally:
+
+    def report():
         written = node.write()
         # rclpy's logger may be gone after a signal: print the final line directly.
         print(f"depth_evaluator: {node.scorer.summary_line()}" + (f"; results in {written}" if written else ""),
               flush=True)
-        executor.remove_node(node)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+
+    return run_until_shutdown(node, on_stop=report)
 
 
 if __name__ == "__main__":
