@@ -23,7 +23,7 @@ from textdepth_ros.ros.conversions import numpy_to_image, to_rgb8
 from textdepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
 from textdepth_ros.ros.frame_slot import LatestSlot
-from textdepth_ros.ros.pointcloud import (backproject_depth, depth_to_pointcloud2, nan_is_the_only_invalid,
+from textdepth_ros.ros.pointcloud import (depth_to_pointcloud2, invalid_to_nan, nan_is_the_only_invalid,
                                           valid_intrinsics)
 from textdepth_ros.ros.text_input import clean_text
 from textdepth_ros.ros.spinning import run_until_shutdown
@@ -186,7 +186,7 @@ class DepthNode(Node):
         pred = self.estimator.predict(rgb, text)
         depth = pred.depth.astype(np.float32, copy=False)
         if not nan_is_the_only_invalid(depth):  # two reductions; a copy only when needed
-            depth = backproject_depth(depth)
+            depth = invalid_to_nan(depth)
         height, width = depth.shape
         if (height, width) != rgb.shape[:2]:
             raise RuntimeError(f"model returned {depth.shape} for a {rgb.shape[:2]} image")

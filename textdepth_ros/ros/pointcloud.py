@@ -15,15 +15,15 @@ XYZ_DTYPE = np.dtype({"names": ["x", "y", "z"], "formats": ["<f4"] * 3, "offsets
 XYZRGB_DTYPE = np.dtype({"names": ["x", "y", "z", "rgb"], "formats": ["<f4"] * 4, "offsets": [0, 4, 8, 12], "itemsize": 16})
 
 
-def backproject_depth(depth: np.ndarray) -> np.ndarray:
-    """float32 depth with NaN wherever it is not finite or not > 0 (backproject's z)."""
+def invalid_to_nan(depth: np.ndarray) -> np.ndarray:
+    """float32 depth with NaN wherever it is not finite or not > 0 (REP 117: NaN = invalid)."""
     with np.errstate(invalid="ignore"):
         return np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(np.nan))
 
 
 def backproject(depth: np.ndarray, fx: float, fy: float, cx: float, cy: float):
     """float32 HxW depth -> (x, y, z) float32 HxW arrays; NaN, inf or <= 0 depth gives NaN points."""
-    depth = backproject_depth(np.asarray(depth, dtype=np.float32))
+    depth = invalid_to_nan(np.asarray(depth, dtype=np.float32))
     height, width = depth.shape
     u = np.arange(width, dtype=np.float32)
     v = np.arange(height, dtype=np.float32)
@@ -89,7 +89,7 @@ def depth_to_pointcloud2(depth: np.ndarray, K, header, rgb: np.ndarray = None) -
     if z.ndim != 2:
         raise ValueError(f"depth must be HxW, got shape {z.shape}")
     if not nan_is_the_only_invalid(z):
-        z = backproject_depth(z)
+        z = invalid_to_nan(z)
     height, width = z.shape
     if rgb is not None and rgb.shape[:2] != (height, width):
         raise ValueError(f"rgb {rgb.shape[:2]} does not match depth {(height, width)}")
