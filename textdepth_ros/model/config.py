@@ -8,6 +8,7 @@ from pathlib import Path
 
 
 from textdepth_ros.errors import UserError
+from textdepth_ros.model.swin import swin_architecture
 from textdepth_ros.paths import config_dir
 from textdepth_ros.yaml_io import read_yaml_mapping
 
@@ -20,7 +21,7 @@ VARIANTS = {
 }
 
 REQUIRED = {
-    "backbone": ["timm_name", "img_size"],
+    "backbone": ["timm_name"],
     "decoder": ["pqi_channels", "pool_scales", "sam_dims", "sam_heads", "window_size"],
     "bins": ["n_bins", "mlp_hidden", "dataset_min", "dataset_max", "fixed_min"],
 }
@@ -88,10 +89,7 @@ def validate(cfg: dict) -> None:
     if uses_text(cfg) and not isinstance(cfg.get("text_encoder"), dict):
         raise UserError("model config needs a 'text_encoder' section when trca or tbcp is on")
     dec, bins = cfg["decoder"], cfg["bins"]
-    if min(cfg["backbone"]["img_size"]) < 224:
-        # timm shrinks Swin's attention windows when 1/32 of img_size is under the window
-        # size, which changes the architecture; inputs of any size still work at run time.
-        raise UserError("backbone.img_size must be at least 224 on each side (it sets Swin's windows, not the input size)")
+    swin_architecture(cfg["backbone"]["timm_name"])  # a known Swin name, or one clear error
     if len(dec["sam_dims"]) != 4 or len(dec["sam_heads"]) != 4:
         raise UserError("decoder.sam_dims and decoder.sam_heads need 4 entries (1/4 .. 1/32)")
     for dim, heads in zip(dec["sam_dims"], dec["sam_heads"]):

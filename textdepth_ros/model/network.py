@@ -35,7 +35,7 @@ class TextDepthNet(nn.Module):
         super().__init__()
         self.config = config
         bb, dec, bins = config["backbone"], config["decoder"], config["bins"]
-        self.backbone = SwinBackbone(bb["timm_name"], bb["img_size"], bb.get("drop_path_rate", 0.0))
+        self.backbone = SwinBackbone(bb["timm_name"], bb.get("drop_path_rate", 0.0))
         ch = self.backbone.channels
         self.text_encoder = ClipTextEncoder(config["text_encoder"]) if uses_text(config) else None
         width = self.text_encoder.width if self.text_encoder is not None else None

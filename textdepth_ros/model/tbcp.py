@@ -22,7 +22,7 @@ def gated_fusion(f_gap: torch.Tensor, f_text: torch.Tensor, gate: nn.Linear) -> 
 
 def bin_widths(logits: torch.Tensor) -> torch.Tensor:
     """Eq. 4 (the softmax after the 3-layer MLP): normalised widths b, sum_i b_i = 1."""
-    return torch.softmax(logits.float(), dim=-1)
+    return torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
 
 
 def bin_centres(widths: torch.Tensor, d_min: torch.Tensor, d_max: torch.Tensor) -> torch.Tensor:
@@ -35,7 +35,7 @@ def bin_centres(widths: torch.Tensor, d_min: torch.Tensor, d_max: torch.Tensor) 
 def text_depth_range(raw: torch.Tensor, lo: float, hi: float):
     """[d_min(T), d_max(T)] from two unbounded numbers, with lo < d_min < d_max < hi:
     d_max = lo + (hi - lo) * sigmoid(a);  d_min = lo + (d_max - lo) * sigmoid(b)."""
-    raw = raw.float()
+    raw = raw.to(torch.promote_types(raw.dtype, torch.float32))
     d_max = lo + (hi - lo) * torch.sigmoid(raw[:, 0])
     d_min = lo + (d_max - lo) * torch.sigmoid(raw[:, 1])
     return d_min, d_max
