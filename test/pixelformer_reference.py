@@ -105,6 +105,26 @@ def build_reference(version: str = "tiny07", max_depth: float = 10.0, seed: int 
     return model.eval()
 
 
+def reference_shapes(version: str, max_depth: float = 10.0) -> dict:
+    """The state dict of PixelFormer(version) with every parameter on the meta device
+    (shapes only: a Swin-L PixelFormer costs no memory and no init time). PixelFormer's
+    constructor calls .item(), so parameters are moved to meta as they are registered
+    instead of building under torch.device('meta')."""
+    module = importlib.import_module(f"{networks().__name__}.PixelFormer")
+    register = nn.Module.register_parameter
+
+    def register_on_meta(self, name, param):
+        register(self, name, None if param is None else nn.Parameter(param.to("meta"), param.requires_grad))
+
+    nn.Module.register_parameter = register_on_meta
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return module.PixelFormer(version=version, max_depth=max_depth).state_dict()
+    finally:
+        nn.Module.register_parameter = register
+
+
 def randomize(model: nn.Module, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():

@@ -90,6 +90,8 @@ def validate(cfg: dict) -> None:
         raise UserError("model config needs a 'text_encoder' section when trca or tbcp is on")
     dec, bins = cfg["decoder"], cfg["bins"]
     swin_architecture(cfg["backbone"]["timm_name"])  # a known Swin name, or one clear error
+    if int(dec["pqi_channels"]) % 2:
+        raise UserError("decoder.pqi_channels must be even (PQI's GroupNorm takes two channels per group)")
     if len(dec["sam_dims"]) != 4 or len(dec["sam_heads"]) != 4:
         raise UserError("decoder.sam_dims and decoder.sam_heads need 4 entries (1/4 .. 1/32)")
     for dim, heads in zip(dec["sam_dims"], dec["sam_heads"]):
