@@ -16,7 +16,8 @@ from safetensors import safe_open
 from pixelformer_reference import build_reference, normalize, reference_shapes, save_like_pixelformer
 from textdepth_ros.cli import main as textdepth
 from textdepth_ros.model.checkpoint import read_checkpoint
-from textdepth_ros.model.pixelformer_import import convert_pixelformer, find_imported_checkpoint, pixelformer_config
+from textdepth_ros.model.pixelformer_import import convert_pixelformer, pixelformer_config
+from textdepth_ros.paths import imported_checkpoint
 
 PHOTO = Path(__file__).parent / "data" / "coffee_480x640.jpg"
 
@@ -59,6 +60,7 @@ def test_imported_checkpoint_predicts_what_pixelformer_predicts(tmp_path, kitti_
     expected = reference_depth(kitti_reference, read_rgb(PHOTO))
     assert ours.shape == expected.shape == (480, 640)
     assert expected.std() > 0.3  # the photo gives a spread of depths, so equality means something
+    print(f"predict vs PixelFormer at 480x640: relative difference {relative(ours, expected):.1e}")
     assert relative(ours, expected) <= 1e-5
 
 
@@ -135,9 +137,9 @@ def test_the_console_script_says_one_line_without_a_traceback(tmp_path):
     assert not out.exists()
 
 
-def test_find_imported_checkpoint_prefers_nyu(tmp_path):
-    assert find_imported_checkpoint(tmp_path) is None
+def test_imported_checkpoint_in_model_folder_prefers_nyu(tmp_path):
+    assert imported_checkpoint(tmp_path) is None
     (tmp_path / "pixelformer_kitti.safetensors").write_bytes(b"x")
-    assert find_imported_checkpoint(tmp_path).name == "pixelformer_kitti.safetensors"
+    assert imported_checkpoint(tmp_path).name == "pixelformer_kitti.safetensors"
     (tmp_path / "pixelformer_nyu.safetensors").write_bytes(b"x")
-    assert find_imported_checkpoint(tmp_path).name == "pixelformer_nyu.safetensors"
+    assert imported_checkpoint(tmp_path).name == "pixelformer_nyu.safetensors"

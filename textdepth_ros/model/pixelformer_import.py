@@ -18,11 +18,6 @@ from textdepth_ros.errors import CheckpointError
 from textdepth_ros.model.checkpoint import describe_mismatch, write_checkpoint
 from textdepth_ros.model.swin import SWIN_SIZES, swin_name
 from textdepth_ros.model.weights_io import read_state_dict
-from textdepth_ros.paths import weights_dir
-
-# Where `textdepth demo` (and anyone asking find_imported_checkpoint) looks for an
-# imported checkpoint, in model/: the indoor one first.
-IMPORTED_NAMES = {"nyu": "pixelformer_nyu.safetensors", "kitti": "pixelformer_kitti.safetensors"}
 
 # PixelFormer's module names -> ours, applied in order to every key (after `module.`
 # is stripped). SAM stages: PixelFormer's sam4..sam1 are our sam.stages[3]..[0].
@@ -152,11 +147,3 @@ def import_pixelformer(checkpoint, out, max_depth: float = 10.0) -> dict:
                                                 "max_depth": float(max_depth)})
     return config
 
-
-def find_imported_checkpoint(folder=None):
-    """The first imported PixelFormer checkpoint in model/ (NYU before KITTI), or None."""
-    folder = Path(folder) if folder is not None else weights_dir()
-    for name in IMPORTED_NAMES.values():
-        if (folder / name).is_file():
-            return folder / name
-    return None
