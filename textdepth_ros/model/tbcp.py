@@ -57,9 +57,11 @@ class TBCP(nn.Module):
         self.text_range = text_range
         if text_range:
             self.range_head = nn.Sequential(nn.Linear(c, c), nn.GELU(), nn.Linear(c, 2))
-            # Start near PixelFormer's range [fixed_min, ~dataset_max]; the text moves it.
+            # Start at PixelFormer's range: d_min = fixed_min, d_max = 98 % of the way to
+            # dataset_max (sigmoid(4); nearer would flatten d_max's gradient); the text moves it.
             nn.init.normal_(self.range_head[-1].weight, std=1e-3)
-            frac_min = (self.fixed_min - self.lo) / (self.hi - self.lo)
+            d_max0 = self.lo + (self.hi - self.lo) / (1 + math.exp(-4.0))
+            frac_min = (self.fixed_min - self.lo) / (d_max0 - self.lo)  # d_min sits between lo and d_max
             with torch.no_grad():
                 self.range_head[-1].bias.copy_(torch.tensor([4.0, math.log(frac_min / (1 - frac_min))]))
 
