@@ -2,11 +2,11 @@
 checkpoint alone rebuilds its model. Loading into another architecture says exactly
 which weights differ."""
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from textdepth_ros.atomic_io import atomic_files
 from textdepth_ros.errors import CheckpointError, UserError
 from textdepth_ros.model.config import config_from_checkpoint, variant_name
 from textdepth_ros.model.weights_io import check_tensors
@@ -19,12 +19,10 @@ def save_checkpoint(path, model, extra: dict = None) -> Path:
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT, "config": json.dumps(model.config), "extra": json.dumps(extra or {})}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint
+    with atomic_files(path, what="checkpoint") as (tmp,):  # a crash mid-write never leaves a truncated checkpoint
+        save_file(state, str(tmp), metadata=metadata)
     return path
 
 
