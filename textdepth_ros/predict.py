@@ -40,7 +40,6 @@ def run(args) -> int:
     from textdepth_ros.atomic_io import atomic_files
     from textdepth_ros.errors import UserError
     from textdepth_ros.image_limits import read_rgb
-    from textdepth_ros.inference import DepthEstimator
     from textdepth_ros.preview import save_preview
 
     out = Path(args.out)
@@ -49,6 +48,8 @@ def run(args) -> int:
     if args.max_pixels < 0:
         raise UserError(f"--max-pixels must be 0 (no limit) or positive, got {args.max_pixels}")
     rgb = read_rgb(args.image, args.max_pixels)
+    from textdepth_ros.inference import DepthEstimator  # torch: only once the input is known to be usable
+
     estimator = DepthEstimator(args.config, checkpoint=args.checkpoint, device=args.device, fp16=args.fp16)
     if estimator.untrained:
         print("WARNING: no --checkpoint: UNTRAINED weights, the depth below is not the scene's depth.", file=sys.stderr)
