@@ -148,6 +148,21 @@ def test_hub_names_in_a_config_are_refused_without_touching_the_network(tmp_path
     assert NETWORK_EVENTS == []
 
 
+def test_hf_hub_offline_forbids_weight_downloads_without_trying(monkeypatch):
+    from textdepth_ros.errors import WeightsUnavailableError
+    from textdepth_ros.model.text_encoder import ClipTextEncoder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    NETWORK_EVENTS.clear()
+    _recording[0] = True
+    try:
+        with pytest.raises(WeightsUnavailableError, match="HF_HUB_OFFLINE"):
+            ClipTextEncoder._locate("openai", "ViT-B-32")  # the open_clip tag a user's YAML may name
+    finally:
+        _recording[0] = False
+    assert NETWORK_EVENTS == []
+
+
 def test_unknown_names_get_a_did_you_mean():
     with pytest.raises(UserError, match=r"did you mean 'swin_tiny_patch4_window7_224'"):
         load_model_config(set_key(tiny_cfg(), "backbone.timm_name", "swin_tiny_patch4_window7_244"))
