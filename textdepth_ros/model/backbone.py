@@ -12,7 +12,13 @@ from torch import nn
 
 from textdepth_ros.errors import WeightsUnavailableError
 from textdepth_ros.model.swin import SwinTransformer, swin_architecture
-from textdepth_ros.model.weights_io import hub_reachable, read_state_dict, resolve_weights_path, unwrap_state_dict
+from textdepth_ros.model.weights_io import (
+    check_tensors,
+    hub_reachable,
+    read_state_dict,
+    resolve_weights_path,
+    unwrap_state_dict,
+)
 
 
 def swin_state_from_release(state: dict) -> dict:
@@ -47,7 +53,7 @@ class SwinBackbone(nn.Module):
         that did not load, for logging."""
         file = resolve_weights_path(path, "Swin backbone")
         state = swin_state_from_release(unwrap_state_dict(read_state_dict(file, "Swin backbone")))
-        return self._load_swin_state(state, str(file))
+        return self._load_swin_state(state, f"Swin backbone file {file}")
 
     def _load_swin_state(self, state: dict, source: str) -> dict:
         own = self.swin.state_dict()
@@ -57,6 +63,7 @@ class SwinBackbone(nn.Module):
             detail = (f"shapes differ (e.g. {reshaped[0]} {tuple(state[reshaped[0]].shape)} vs {tuple(own[reshaped[0]].shape)})"
                       if reshaped else f"{len(missing)} backbone weights missing (e.g. {missing[:3]})")
             raise WeightsUnavailableError(f"{source} does not look like a checkpoint of this Swin backbone: {detail}")
+        check_tensors({k: v for k, v in state.items() if k in own}, source, own)
         result = self.swin.load_state_dict(state, strict=False)
         return {"missing": result.missing_keys, "unexpected": result.unexpected_keys}
 
@@ -64,7 +71,7 @@ class SwinBackbone(nn.Module):
         """timm's own download (needs a reachable hub)."""
         if not hub_reachable():
             raise WeightsUnavailableError(
-                f"cannot download {timm_name}: no model hub reachable; download its checkpoint elsewhere "
+                f"cannot download {timm_name}: no model hub reachable (or HF_HUB_OFFLINE is set); download its checkpoint elsewhere "
                 "and set backbone.pretrained to the file"
             )
         try:
@@ -74,4 +81,4 @@ class SwinBackbone(nn.Module):
                 f"cannot download {timm_name} from the model hub ({type(exc).__name__}); "
                 "download its checkpoint elsewhere and set backbone.pretrained to the file"
             ) from None
-        self._load_swin_state(swin_state_from_release(source.state_dict()), f"timm's {timm_name}")
+        self._load_swin_state(swin_state_from_release(source.state_dict()), f"timm's download of {timm_name}")
