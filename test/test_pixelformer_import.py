@@ -15,8 +15,9 @@ from safetensors import safe_open
 
 from pixelformer_reference import build_reference, normalize, reference_shapes, save_like_pixelformer
 from textdepth_ros.cli import main as textdepth
-from textdepth_ros.model.checkpoint import read_checkpoint
-from textdepth_ros.model.pixelformer_import import convert_pixelformer, pixelformer_config
+from textdepth_ros.model.checkpoint import describe_mismatch, read_checkpoint
+from textdepth_ros.model.counting import build_on_meta
+from textdepth_ros.model.pixelformer_import import pixelformer_config, rename_pixelformer_state
 from textdepth_ros.paths import imported_checkpoint
 
 PHOTO = Path(__file__).parent / "data" / "coffee_480x640.jpg"
@@ -83,7 +84,8 @@ def test_plain_and_wrapped_state_dicts_import_to_the_same_tensors(tmp_path, kitt
                                                 ("base12", "swin_base_patch4_window12_384")])
 def test_swin_size_and_window_are_read_from_the_tensors(version, timm_name):
     shapes = reference_shapes(version)  # on the meta device: Swin-L's weights are never allocated
-    state, config = convert_pixelformer(shapes)
+    config = pixelformer_config(shapes, 10.0)
+    assert describe_mismatch(build_on_meta(config).state_dict(), rename_pixelformer_state(shapes)) == ""
     assert config["backbone"]["timm_name"] == timm_name
     assert config["decoder"]["window_size"] == 7  # PixelFormer's SAM window is 7 whatever Swin's is
     assert config["decoder"]["sam_dims"] == [128, 256, 512, 1024] and config["decoder"]["pqi_channels"] == 512
@@ -109,7 +111,12 @@ def test_bad_inputs_are_one_line_exit_2_and_leave_no_output(tmp_path, kitti_refe
     torch.save({"model": {k: v for k, v in kitti_reference.state_dict().items() if k.startswith("backbone.")}}, swin_only)
     evil, marker = tmp_path / "evil.pth", tmp_path / "pwned"
     exploit_file(evil, marker)
+    diverged = tmp_path / "diverged.pth"
+    state = {k: v.clone() for k, v in kitti_reference.state_dict().items()}
+    state["sam2.sam_block.attn.q.weight"][0, 0] = float("nan")
+    torch.save({"model": state}, diverged)
     cases = {
+        diverged: "NaN/inf values",
         truncated: "cannot read PixelFormer checkpoint",
         swin_only: "not a PixelFormer checkpoint",
         evil: "could run code",

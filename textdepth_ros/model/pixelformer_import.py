@@ -17,7 +17,7 @@ import torch
 from textdepth_ros.errors import CheckpointError
 from textdepth_ros.model.checkpoint import describe_mismatch, write_checkpoint
 from textdepth_ros.model.swin import SWIN_SIZES, swin_name
-from textdepth_ros.model.weights_io import read_state_dict
+from textdepth_ros.model.weights_io import check_tensors, read_state_dict
 
 # PixelFormer's module names -> ours, applied in order to every key (after `module.`
 # is stripped). SAM stages: PixelFormer's sam4..sam1 are our sam.stages[3]..[0].
@@ -128,6 +128,8 @@ def convert_pixelformer(state: dict, max_depth: float = 10.0):
         raise CheckpointError(f"--max-depth must exceed PixelFormer's 0.1 m bin floor, got {max_depth}")
     config = load_model_config(pixelformer_config(state, max_depth))
     expected = build_on_meta(config).state_dict()
+    # dtypes and NaN/inf, one line naming the tensor by PixelFormer's name
+    check_tensors({k: v for k, v in state.items() if not UNUSED.search(k)}, "PixelFormer checkpoint")
     ours = rename_pixelformer_state(state)
     problem = describe_mismatch(expected, ours)
     if problem:
