@@ -1,6 +1,7 @@
 """Turn a PixelFormer checkpoint (its released nyu.pth / kitti.pth, or one its train.py
-wrote) into a textdepth checkpoint of the `baseline` variant, which computes exactly what
-PixelFormer computes. The result works wherever a checkpoint does:
+wrote) into a textdepth checkpoint of the `baseline` variant, which computes what
+PixelFormer's code computes (same depth to fp32 rounding, tested against its code). The
+result works wherever a checkpoint does:
 
   textdepth import-pixelformer --checkpoint nyu.pth --out model/pixelformer_nyu.safetensors
   textdepth import-pixelformer --checkpoint kitti.pth --max-depth 80 --out model/pixelformer_kitti.safetensors
