@@ -30,9 +30,10 @@ SMALL_PARAMS = {"model_config": "tiny", "warmup_height": 96, "warmup_width": 128
 class NodeProcess(node_process.NodeProcess):
     """depth_node started through its console script, the way `ros2 run` starts it."""
 
-    def __init__(self, params: dict = None, params_file=None, args=(), log_path=None, namespace=None, remaps=None):
+    def __init__(self, params: dict = None, params_file=None, args=(), log_path=None, namespace=None, remaps=None,
+                 new_session: bool = False, env: dict = None):
         ros_args = node_process.depth_node_argv(params, params_file, namespace, remaps)[3:]  # from --ros-args on
-        super().__init__([str(NODE_EXE), *args, *ros_args], log_path)
+        super().__init__([str(NODE_EXE), *args, *ros_args], log_path, new_session=new_session, env=env)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         self.wait_for_log(node_process.READY_LINE, timeout)

@@ -70,7 +70,7 @@ def test_evaluator_node_scores_a_replayed_bag(tmp_path):
     assert summary["metrics"]["abs_rel"] == pytest.approx(0.1, abs=1e-5)
     assert summary["metrics"]["d1"] == 1.0
     assert math.isfinite(summary["latency_ms"]["p50"])
-    assert f"depth_evaluator: {N} frames scored: abs_rel 0.1000" in evaluator.log()
+    assert f"[depth_evaluator]: final: {N} frames scored: abs_rel 0.1000" in evaluator.log()
 
 
 def test_scorer_pairs_in_either_order_and_within_tolerance():
