@@ -54,7 +54,7 @@ def _make_node_class():
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
-    from textdepth_ros.ros.parameters import LiveParameters
+    from textdepth_ros.ros.parameters import LiveParameters, set_timer_period
 
     class EvaluatorNode(Node):
         def __init__(self, **kwargs):
@@ -78,7 +78,7 @@ def _make_node_class():
 
         def _on_parameters(self, changed):
             if "summary_period" in changed:
-                self._summary_timer.timer_period_ns = int(changed["summary_period"] * 1e9)
+                set_timer_period(self._summary_timer, changed["summary_period"])
 
         def on_prediction(self, msg):
             from textdepth_ros.ros.conversions import image_to_numpy

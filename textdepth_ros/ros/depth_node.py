@@ -24,7 +24,7 @@ from textdepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
 from textdepth_ros.ros.image_limits import size_problem
 from textdepth_ros.ros.inference_worker import InferenceWorker
-from textdepth_ros.ros.parameters import LiveParameters, Spec
+from textdepth_ros.ros.parameters import LiveParameters, Spec, set_timer_period
 from textdepth_ros.ros.pointcloud import depth_to_pointcloud2, invalid_to_nan, nan_is_the_only_invalid
 from textdepth_ros.ros.python_logging import forward_package_logging
 from textdepth_ros.ros.spinning import run_node
@@ -97,13 +97,14 @@ class DepthNode(Node):
     # -- start / stop ---------------------------------------------------------------
     def start(self) -> None:
         """Load the model (UserError on a bad checkpoint/config), warm up, subscribe."""
-        from textdepth_ros.inference import DepthEstimator  # torch loads only here
-
         p = self.params
         warmup_size = (int(p["warmup_height"]), int(p["warmup_width"]))
-        if p["warmup"] and size_problem(*warmup_size, p["max_pixels"], p["min_side"]):
-            raise UserError(f"warm-up size {warmup_size[1]}x{warmup_size[0]}: "
-                            f"{size_problem(*warmup_size, p['max_pixels'], p['min_side'])[1]}")
+        problem = size_problem(*warmup_size, p["max_pixels"], p["min_side"]) if p["warmup"] else None
+        if problem:
+            raise UserError(f"warm-up size: {problem[1]} (set warmup_height/warmup_width to the camera's size)")
+
+        from textdepth_ros.inference import DepthEstimator  # torch loads only here
+
         self.estimator = DepthEstimator(p["model_config"], p["checkpoint"] or None, p["device"], bool(p["fp16"]),
                                         compile=bool(p["compile"]))  # a CUDA fallback warns through logging
         encoder = getattr(self.estimator.model, "text_encoder", None)
@@ -173,7 +174,7 @@ class DepthNode(Node):
     def _on_parameters(self, changed: dict) -> None:
         """Run-time changes; the worker reads the other values per frame from self.params."""
         if "diagnostics_period" in changed and self._diagnostics_timer is not None:
-            self._diagnostics_timer.timer_period_ns = int(changed["diagnostics_period"] * 1e9)
+            set_timer_period(self._diagnostics_timer, changed["diagnostics_period"])
         if "default_text" in changed:
             text = self._clean(changed["default_text"])
             if text is not None and text != self._text:

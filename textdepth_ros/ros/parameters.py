@@ -89,3 +89,10 @@ def _declare(node, name: str, spec: Spec):
         raise UserError(f"parameter '{name}' = {value!r}: {reason}")
     return value
 
+
+
+def set_timer_period(timer, seconds: float) -> None:
+    """A new period from now on (changing the period alone keeps the next call that
+    the old period scheduled: back from 60 s to 0.2 s would wait out the minute)."""
+    timer.timer_period_ns = int(seconds * 1e9)
+    timer.reset()
