@@ -74,6 +74,32 @@ def test_camera_info_of_another_resolution_is_scaled(client):
     assert ci.p[0] == pytest.approx(100.0)
 
 
+@pytest.mark.parametrize("roi,binning,expected", [
+    ((64, 48, W, H), (0, 0), (200.0, 200.0, 63.5, 47.5)),  # the 96x128 ROI at (64, 48) of a 192x256 calibration
+    ((0, 0, 0, 0), (2, 2), (100.0, 100.0, 63.75, 47.75)),  # the whole sensor, binned 2x2
+])
+def test_camera_info_roi_and_binning_are_applied(client, roi, binning, expected):
+    """The camera's CameraInfo describes a 192x256 calibration (f = 200, centre 127.5,
+    95.5); the image is its ROI or its 2x2 binning. depth/camera_info describes the
+    depth image itself (roi and binning applied and cleared), and the cloud uses it."""
+    info = camera_info(2 * H, 2 * W, f=200.0)
+    info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = roi
+    info.binning_x, info.binning_y = binning
+    key = client.send_frame(sample_image(H, W), 4_000_000_000 + binning[0], info=info)
+    out = client.wait_depth(key, topics=("depth", "depth/camera_info", "points"))
+    ci = out["depth/camera_info"]
+    fx, fy, cx, cy = expected
+    assert (ci.k[0], ci.k[4], ci.k[2], ci.k[5]) == (fx, fy, cx, cy)
+    assert (ci.p[0], ci.p[5], ci.p[2], ci.p[6]) == (fx, fy, cx, cy)
+    assert (ci.height, ci.width, ci.binning_x, ci.binning_y) == (H, W, 0, 0)
+    assert (ci.roi.x_offset, ci.roi.y_offset, ci.roi.width, ci.roi.height) == (0, 0, 0, 0)
+    depth = np.where(image_to_numpy(out["depth"]) <= MAX_RANGE, image_to_numpy(out["depth"]), np.float32(np.nan))
+    x, y, _ = backproject(depth, fx, fy, cx, cy)
+    points = pointcloud2_to_array(out["points"])
+    np.testing.assert_array_equal(points["x"], x)
+    np.testing.assert_array_equal(points["y"], y)
+
+
 def test_preview_only_when_watched(client):
     client.spin_until(lambda: client.node.count_subscribers("depth/preview") > 0, 30, "preview subscription")
     key = client.send_frame(sample_image(H, W), 3_000_000_000, info=camera_info(H, W))
