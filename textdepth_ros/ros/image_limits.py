@@ -1,7 +1,7 @@
 """Frame sizes the node accepts, checked on the header before any pixel is touched.
 
-A valid but absurd frame is as bad as a broken one: a 1x100000 image made the tiny
-model pad it to 32x100000 and spend 25 s and 0.9 GB on it. Frames outside the limits
+A valid but absurd frame is as bad as a broken one: a 1x100000 image makes the tiny
+model pad it to 32x100000 and spend 28 s of CPU time and over 1 GB on it. Frames outside the limits
 are skipped and counted; the limits are node parameters (`max_pixels`, `min_side`).
 """
 from typing import Optional, Tuple
