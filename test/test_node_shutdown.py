@@ -102,3 +102,18 @@ def test_sigterm_and_sighup_stop_like_ctrl_c(tmp_path, sig):
         client.close()
         proc.kill()
     assert_clean_exit(proc, code)
+
+
+def test_ctrl_c_while_starting_stops_at_once(tmp_path):
+    """A slow start (here a 2048x3072 warm-up: ~30 s of CPU on one thread) is
+    interrupted, not waited for."""
+    proc = NodeProcess(dict(SMALL_PARAMS, warmup_height=2048, warmup_width=3072), log_path=tmp_path / "node.log",
+                       new_session=True, env=ONE_THREAD)
+    try:
+        proc.wait_for_log("model:")  # the model is built; the warm-up forward runs
+        proc.send_signal(signal.SIGINT)
+        code = wait_exit(proc, 20)
+    finally:
+        proc.kill()
+    assert_clean_exit(proc, code)
+    assert "SIGINT: stopped while starting" in proc.log()
