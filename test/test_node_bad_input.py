@@ -10,7 +10,7 @@ import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from ros_helpers import SMALL_PARAMS, connected_client, serving_node, camera_info, int_value, sample_image
+from ros_helpers import SMALL_PARAMS, Stamps, camera_info, int_value, module_node_and_client, sample_image
 from textdepth_ros.ros.conversions import image_to_numpy, numpy_to_image
 from textdepth_ros.ros.depth_node import THROTTLE_S
 from textdepth_ros.ros.text_input import CONTEXT_LENGTH
@@ -20,26 +20,7 @@ H, W = 64, 80
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(scope="module")
-def node():
-    with serving_node(dict(SMALL_PARAMS, default_text="an office")) as proc:
-        yield proc
-    assert "Traceback" not in proc.log()
-
-
-@pytest.fixture(scope="module")
-def client(node):
-    with connected_client() as c:
-        yield c
-
-
-class Stamps:
-    next_ns = 1_000_000_000
-
-    @classmethod
-    def take(cls):
-        cls.next_ns += 1_000_000_000
-        return cls.next_ns
+node, client = module_node_and_client(dict(SMALL_PARAMS, default_text="an office"))
 
 
 def serve_good_frame(client, height=H, width=W, with_cloud=True):

@@ -8,7 +8,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.parameter_client import AsyncParameterClient
 
-from ros_helpers import SMALL_PARAMS, NodeProcess, camera_info, connected_client, int_value, sample_image, serving_node
+from ros_helpers import SMALL_PARAMS, NodeProcess, Stamps, camera_info, int_value, module_node_and_client, sample_image
 from textdepth_ros.ros.conversions import image_to_numpy
 from textdepth_ros.ros.pointcloud import pointcloud2_to_array
 
@@ -16,17 +16,7 @@ H, W = 64, 80
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(scope="module")
-def node():
-    with serving_node(SMALL_PARAMS) as proc:
-        yield proc
-    assert "Traceback" not in proc.log()
-
-
-@pytest.fixture(scope="module")
-def client(node):
-    with connected_client() as c:
-        yield c
+node, client = module_node_and_client(SMALL_PARAMS)
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +44,6 @@ class Remote:
 
     def describe(self, name):
         return self._wait(self.remote.describe_parameters([name])).descriptors[0]
-
-
-class Stamps:
-    next_ns = 1_000_000_000
-
-    @classmethod
-    def take(cls):
-        cls.next_ns += 1_000_000_000
-        return cls.next_ns
 
 
 def frame(client, topics=("depth",)):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from ros_helpers import SMALL_PARAMS, connected_client, serving_node, camera_info, int_value, sample_image
+from ros_helpers import SMALL_PARAMS, camera_info, int_value, module_node_and_client, sample_image
 from textdepth_ros.ros.conversions import image_to_numpy
 from textdepth_ros.ros.pointcloud import backproject, pointcloud2_to_array
 
@@ -18,16 +18,7 @@ MAX_RANGE = 5.0  # the untrained tiny model predicts ~4-6 m: about half the clou
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(scope="module")
-def node():
-    with serving_node(dict(SMALL_PARAMS, max_range=MAX_RANGE, default_text="a room")) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def client(node):
-    with connected_client() as c:
-        yield c
+node, client = module_node_and_client(dict(SMALL_PARAMS, max_range=MAX_RANGE, default_text="a room"))
 
 
 def test_round_trip_depth_info_cloud(client):

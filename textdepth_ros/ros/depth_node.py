@@ -45,7 +45,8 @@ PARAMETERS = {
     "checkpoint": Spec("", "trained checkpoint file; empty runs untrained (random) weights"),
     "device": Spec("auto", "auto, cpu, cuda or cuda:N (CUDA absent: CPU with one warning)"),
     "fp16": Spec(False, "half precision autocast (fp16 on CUDA, bf16 on CPU)"),
-    "compile": Spec(False, "torch.compile the network (GPU: much less launch overhead; first frame of a size compiles)"),
+    "compile": Spec(False, "torch.compile the network (GPU: much less launch overhead; the first frame of "
+                    "each size compiles)"),
     "default_text": Spec("an indoor scene", "scene description used until one arrives on `text`; setting it at run "
                          "time makes it the current description", dynamic=True, check=_usable_text),
     "publish_cloud": Spec(True, "publish `points`", dynamic=True),
