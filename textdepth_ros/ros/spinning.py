@@ -45,7 +45,9 @@ class StopRequests:
 
     def install(self) -> "StopRequests":
         for sig in STOP_SIGNALS:
-            signal.signal(sig, self._on_signal)
+            if sig == signal.SIGHUP and signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # started with `nohup`: it is meant to outlive the terminal
+            signal.signal(sig, self._on_signal)  # SIGINT even where a shell's `&` ignored it, as rclpy does
         return self
 
     def _on_signal(self, signum, _frame) -> None:
