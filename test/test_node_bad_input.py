@@ -88,7 +88,7 @@ def test_frames_outside_the_size_limits_are_skipped_and_counted(client, node, ki
         client.spin_for(0.5)
     assert int_value(client.diagnostics, f"frames_{kind}") >= before + 3, client.diagnostics
     serve_good_frame(client)
-    reason = {"too_large": "over max_pixels", "too_small": "under min_side"}[kind]
+    reason = {"too_large": "raise the max_pixels parameter", "too_small": "lower the min_side parameter"}[kind]
     assert node.log().count(reason) == 1, "one rate-limited line for the three"
 
 

@@ -91,7 +91,7 @@ def test_default_text_and_limits_take_effect(client, params, node):
     finally:
         assert params.set("max_pixels", 4096 * 4096).successful
     frame(client)  # served again
-    assert node.log().count("over max_pixels") == 1, "one rate-limited line for the burst"
+    assert node.log().count("raise the max_pixels parameter") == 1, "one rate-limited line for the burst"
 
 
 def test_diagnostics_period_takes_effect(client, params):
@@ -153,7 +153,7 @@ def test_descriptors_describe_each_parameter(params):
     ({"max_range": 5}, "parameter 'max_range' must be a double (write 5.0, not 5)"),
     ({"warmup_height": 0}, "parameter 'warmup_height': Parameter warmup_height out of range"),
     ({"default_text": "' '"}, "parameter 'default_text'"),
-    ({"warmup_height": 8000, "warmup_width": 8000}, "warm-up size: 8000x8000 is 64000000 pixels"),
+    ({"warmup_height": 8000, "warmup_width": 8000}, "the warm-up image is 8000x8000 = 64,000,000 pixels, over the limit"),
 ])
 def test_bad_values_at_start_up_give_one_line_and_exit_non_zero(tmp_path, value, expected):
     proc = NodeProcess(dict(SMALL_PARAMS, **value), log_path=tmp_path / "node.log")

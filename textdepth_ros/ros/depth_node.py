@@ -17,12 +17,12 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
 from textdepth_ros.errors import UserError
+from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, check_min_side, check_pixels
 from textdepth_ros.preview import colorize_depth
 from textdepth_ros.ros.camera_info import image_camera_info
 from textdepth_ros.ros.conversions import numpy_to_image, to_rgb8
 from textdepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
-from textdepth_ros.ros.image_limits import size_problem
 from textdepth_ros.ros.inference_worker import InferenceWorker
 from textdepth_ros.ros.parameters import LiveParameters, Spec, set_timer_period
 from textdepth_ros.ros.pointcloud import depth_to_pointcloud2, invalid_to_nan, nan_is_the_only_invalid
@@ -33,6 +33,22 @@ from textdepth_ros.ros.text_input import TextChangeLog, clean_text
 NODE_NAME = "depth_node"
 THROTTLE_S = 5.0  # at most one line per kind of bad input every few seconds
 STOP_GRACE_S = 3.0  # how long a stop waits for the frame inside the model before dropping it
+
+
+def frame_size_problem(height: int, width: int, params, what: str = "image"):
+    """(counter, reason) if a frame is outside max_pixels / min_side, else None; checked on
+    the message header before any pixel is read. Empty frames pass: decoding says why."""
+    if height == 0 or width == 0:
+        return None
+    try:
+        check_pixels(height, width, params["max_pixels"], what, "raise the max_pixels parameter to allow it")
+    except UserError as exc:
+        return "too_large", str(exc)
+    try:
+        check_min_side(height, width, params["min_side"], what, "lower the min_side parameter to allow it")
+    except UserError as exc:
+        return "too_small", str(exc)
+    return None
 
 
 def _usable_text(value: str):
@@ -55,10 +71,10 @@ PARAMETERS = {
                       low=0.0, high=1000.0),
     "max_uncertainty": Spec(0.0, "cloud points with uncertainty above this (m) become NaN; 0 = off", dynamic=True,
                             low=0.0, high=1000.0),
-    "max_pixels": Spec(4096 * 4096, "frames with more pixels (height x width) are skipped and counted", dynamic=True,
-                       low=1, high=2**31 - 1),
-    "min_side": Spec(32, "frames with a side shorter than this (pixels) are skipped and counted; the network's "
-                     "coarsest features are 1/32 of the image", dynamic=True, low=1, high=4096),
+    "max_pixels": Spec(DEFAULT_MAX_PIXELS, "frames with more pixels (height x width) are skipped and counted",
+                       dynamic=True, low=1, high=2**31 - 1),
+    "min_side": Spec(DEFAULT_MIN_SIDE, "frames with a side shorter than this (pixels) are skipped and counted; "
+                     "the network's coarsest features are 1/32 of the image", dynamic=True, low=1, high=4096),
     "warmup": Spec(True, "run one forward pass at start-up"),
     "warmup_height": Spec(480, "warm-up image height (use the camera's)", low=1, high=16384),
     "warmup_width": Spec(640, "warm-up image width (use the camera's)", low=1, high=16384),
@@ -100,9 +116,9 @@ class DepthNode(Node):
         """Load the model (UserError on a bad checkpoint/config), warm up, subscribe."""
         p = self.params
         warmup_size = (int(p["warmup_height"]), int(p["warmup_width"]))
-        problem = size_problem(*warmup_size, p["max_pixels"], p["min_side"]) if p["warmup"] else None
+        problem = frame_size_problem(*warmup_size, p, "the warm-up image") if p["warmup"] else None
         if problem:
-            raise UserError(f"warm-up size: {problem[1]} (set warmup_height/warmup_width to the camera's size)")
+            raise UserError(f"{problem[1]} (set warmup_height/warmup_width to the camera's size)")
 
         from textdepth_ros.inference import DepthEstimator  # torch loads only here
 
@@ -144,7 +160,7 @@ class DepthNode(Node):
 
     # -- callbacks (executor thread): check, store and return ----------------------------
     def on_image(self, msg: Image) -> None:
-        problem = size_problem(msg.height, msg.width, self.params["max_pixels"], self.params["min_side"])
+        problem = frame_size_problem(msg.height, msg.width, self.params)
         if problem is not None:
             counter, reason = problem
             self.stats.count(counter)
