@@ -128,5 +128,6 @@ def main(args=None) -> int:
     return run_node(_make_node_class(), stop=lambda node, hurry: node.finish(hurry), args=args,
                     name="depth_evaluator")
 
+
 if __name__ == "__main__":
     sys.exit(main())
