@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pixelformer_reference import build_reference, save_like_pixelformer
-from ros_helpers import SMALL_PARAMS, camera_info, connected_client, serving_node
+from ros_helpers import SMALL_PARAMS, Stamps, camera_info, connected_client, serving_node
 from test_pixelformer_import import PHOTO, read_rgb, reference_depth, relative
 from textdepth_ros.cli import main as textdepth
 from textdepth_ros.ros.conversions import image_to_numpy
@@ -36,7 +36,7 @@ def test_node_publishes_pixelformers_depth_for_a_real_photo(imported):
     rgb = cv2.resize(read_rgb(PHOTO), (W, H), interpolation=cv2.INTER_AREA)
     params = dict(SMALL_PARAMS, checkpoint=str(checkpoint), warmup_height=H, warmup_width=W)
     with serving_node(params) as node, connected_client() as client:
-        key = client.send_frame(rgb, 2_000_000_042, info=camera_info(H, W))
+        key = client.send_frame(rgb, Stamps.take(), info=camera_info(H, W))
         depth = image_to_numpy(client.wait_depth(key, timeout=180)["depth"])
         assert client.diagnostics.get("untrained") == "false"
         assert "pixelformer_tiny07 (baseline)" in node.log()
