@@ -155,3 +155,13 @@ def test_bf16_autocast_on_cpu_gives_close_depth(model):
             half = model(x, texts=["a bedroom"])["depth"]
     assert half.dtype == torch.float32
     assert (half - ref).abs().max() < 0.5
+
+
+def test_tbcp_starts_at_pixelformers_range(model):
+    """A fresh TBCP's range is BCP's [fixed_min, ~dataset_max] whatever the text, so the
+    paper model started from PixelFormer's weights begins with PixelFormer's bins range."""
+    with torch.no_grad():
+        out = model(images(2), texts=["a bathroom", "a warehouse"])
+    d_min, d_max = out["depth_range"].T
+    assert torch.allclose(d_min, torch.full_like(d_min, 0.1), atol=2e-3)
+    assert torch.allclose(d_max, torch.full_like(d_max, 9.82), atol=2e-2)

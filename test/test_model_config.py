@@ -237,7 +237,7 @@ def test_pretrained_swin_weights_with_nan_are_refused(tmp_path):
     state = timm.create_model("swin_tiny_patch4_window7_224", num_classes=0).state_dict()
     state["layers.1.blocks.0.mlp.fc1.weight"][3, 4] = float("nan")
     torch.save(state, tmp_path / "swin.pth")
-    backbone = SwinBackbone("swin_tiny_patch4_window7_224", (224, 224))
+    backbone = SwinBackbone("swin_tiny_patch4_window7_224")
     with pytest.raises(CheckpointError, match=r"Swin backbone file .*swin.pth: tensor 'layers.1.blocks.0.mlp.fc1.weight' "
                                               r"holds 1 NaN/inf values"):
         backbone.load_pretrained(str(tmp_path / "swin.pth"))

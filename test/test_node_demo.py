@@ -12,7 +12,7 @@ from ros_helpers import REPO
 def test_demo_writes_depth_pngs_cloud_and_summary(tmp_path):
     out = tmp_path / "demo"
     run = subprocess.run([str(REPO / ".venv" / "bin" / "textdepth"), "demo", "--out", str(out),
-                          "--frames", "3", "--height", "48", "--width", "64"],
+                          "--frames", "3", "--height", "48", "--width", "64", "--checkpoint", "none"],
                          capture_output=True, text=True, timeout=140)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "UNTRAINED" in run.stdout and str(out) in run.stdout
@@ -24,3 +24,13 @@ def test_demo_writes_depth_pngs_cloud_and_summary(tmp_path):
     ply = (out / "cloud.ply").read_bytes()
     assert ply.startswith(b"ply\nformat binary_little_endian 1.0\n")
     assert len(ply.split(b"end_header\n", 1)[1]) == summary["cloud_ply_points"] * 15
+
+
+def test_auto_checkpoint_is_an_imported_pixelformer_one_when_model_has_it(tmp_path):
+    from textdepth_ros.demo.demo import choose_checkpoint
+
+    assert choose_checkpoint("auto", tmp_path) == ""  # nothing imported: untrained
+    (tmp_path / "pixelformer_nyu.safetensors").write_bytes(b"x")
+    assert choose_checkpoint("auto", tmp_path) == str(tmp_path / "pixelformer_nyu.safetensors")
+    assert choose_checkpoint("none", tmp_path) == ""
+    assert choose_checkpoint("mine.safetensors", tmp_path) == "mine.safetensors"

@@ -85,7 +85,7 @@ def test_swin_loads_timm_and_microsoft_checkpoints(tmp_path, layout):
         assert "layers.0.downsample.reduction.weight" in state["model"]
     path = tmp_path / "swin.pth"
     torch.save(state, path)
-    backbone = SwinBackbone("swin_tiny_patch4_window7_224", (480, 640))
+    backbone = SwinBackbone("swin_tiny_patch4_window7_224")
     report = backbone.load_pretrained(str(path))
     assert report["missing"] == []
     ours = backbone.swin.state_dict()
@@ -95,10 +95,36 @@ def test_swin_loads_timm_and_microsoft_checkpoints(tmp_path, layout):
         assert torch.equal(ours[k], v), k
 
 
+def test_our_swin_equals_timm_where_window_order_does_not_matter(tmp_path):
+    """Our Swin pads before the cyclic shift (PixelFormer's order), timm after; at 448x448
+    every stage (112, 56, 28, 14) is a whole number of 7x7 windows, so both orders agree and
+    timm's weights must give timm's features, stage by stage."""
+    torch.manual_seed(2)
+    source = timm.create_model("swin_tiny_patch4_window7_224", num_classes=0, img_size=448, features_only=True).eval()
+    path = tmp_path / "swin.pth"
+    torch.save({k.replace("layers_", "layers."): v for k, v in source.state_dict().items()}, path)
+    backbone = SwinBackbone("swin_tiny_patch4_window7_224")
+    backbone.load_pretrained(str(path))
+    images = torch.randn(1, 3, 448, 448)
+    with torch.no_grad():
+        expected = source(images)  # NHWC, no norm
+        ours = backbone.swin(images)
+    for stage, (a, b) in enumerate(zip(ours, expected)):
+        assert a.shape == b.shape, stage
+        assert ((a - b).abs().max() / b.abs().max()) < 1e-5, stage
+
+
+def test_a_swin_of_another_size_is_refused_with_the_shapes(tmp_path):
+    path = tmp_path / "swin_base.pth"
+    torch.save(timm.create_model("swin_base_patch4_window7_224", num_classes=0).state_dict(), path)
+    with pytest.raises(WeightsUnavailableError, match="shapes differ"):
+        SwinBackbone("swin_tiny_patch4_window7_224").load_pretrained(str(path))
+
+
 def test_pickled_code_in_a_weights_file_is_refused_not_run(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"x": Exploit()}, path)
-    backbone = SwinBackbone("swin_tiny_patch4_window7_224", (64, 64))
+    backbone = SwinBackbone("swin_tiny_patch4_window7_224")
     with pytest.raises(CheckpointError, match="cannot read Swin backbone"):
         backbone.load_pretrained(str(path))
     assert not __import__("os").path.exists("/tmp/textdepth_pwned_marker")

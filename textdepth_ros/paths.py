@@ -25,3 +25,14 @@ def config_dir() -> Path:
 def weights_dir() -> Path:
     """model/: where users put checkpoints and pretrained files (see model/README.md)."""
     return share_dir() / "model"
+
+
+# Checkpoints written by `textdepth import-pixelformer` under these names in model/ are
+# used by `textdepth demo` when no --checkpoint is given: indoor (NYU) first.
+IMPORTED_CHECKPOINTS = ("pixelformer_nyu.safetensors", "pixelformer_kitti.safetensors")
+
+
+def imported_checkpoint(folder=None):
+    """The first imported PixelFormer checkpoint in model/ (or `folder`), or None."""
+    folder = Path(folder) if folder is not None else weights_dir()
+    return next((folder / name for name in IMPORTED_CHECKPOINTS if (folder / name).is_file()), None)

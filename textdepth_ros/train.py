@@ -25,6 +25,7 @@ from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.errors import UserError
 from textdepth_ros.model import build_model
 from textdepth_ros.model.checkpoint import save_checkpoint
+from textdepth_ros.model.warm_start import describe_warm_start, warm_start
 from textdepth_ros.paths import config_dir
 from textdepth_ros.training import distributed, state
 from textdepth_ros.training.config import load_train_config
@@ -43,6 +44,9 @@ def add_arguments(parser) -> None:
                         help="override a config entry, e.g. --set data.root=/data/nyu --set train.epochs=5 (repeatable)")
     parser.add_argument("--out", help="run folder (overrides log.out_dir)")
     parser.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.safetensors + OUT/last_state.pt")
+    parser.add_argument("--init-from", metavar="CHECKPOINT",
+                        help="start from this checkpoint's weights wherever name and shape match (e.g. PixelFormer's, "
+                             "imported with import-pixelformer); the rest keep their init; ignored with --resume")
 
 
 def run(args) -> int:
@@ -51,7 +55,7 @@ def run(args) -> int:
         cfg["log"]["out_dir"] = args.out
     ctx = distributed.setup(cfg["train"]["device"])
     try:
-        train(cfg, ctx, resume=args.resume)
+        train(cfg, ctx, resume=args.resume, init_from=args.init_from)
     finally:
         distributed.cleanup(ctx)
     return 0
@@ -78,7 +82,7 @@ def _loaders(cfg, ctx, per_proc):
     return train_set, sampler, train_loader, test_loader
 
 
-def train(cfg: dict, ctx=None, resume: bool = False) -> dict:
+def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
     """The training loop; returns a summary (losses, throughput, last/best metrics, the
     trained model unwrapped from DDP)."""
     ctx = ctx or distributed.Context(torch.device("cpu"))
@@ -94,7 +98,13 @@ def train(cfg: dict, ctx=None, resume: bool = False) -> dict:
     if (t["batch_size"] if sync_bn else per_proc) < 2:
         raise UserError("BatchNorm needs at least 2 images per process (raise train.batch_size)")
     torch.manual_seed(t["seed"])  # identical initial weights on every rank
-    model = build_model(cfg["model"], variant=cfg["variant"], pretrained=t["pretrained"]).to(ctx.device)
+    warm = init_from and not resume
+    model = build_model(cfg["model"], variant=cfg["variant"], pretrained=t["pretrained"] and not warm)
+    if warm:
+        report = warm_start(model, init_from, pretrained=t["pretrained"])
+        if ctx.is_main:
+            print(describe_warm_start(report))
+    model = model.to(ctx.device)
     train_set, sampler, loader, test_loader = _loaders(cfg, ctx, per_proc)
     steps_per_epoch = len(sampler) // per_proc // t["accumulate"]
     if steps_per_epoch == 0:

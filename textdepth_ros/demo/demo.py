@@ -1,6 +1,7 @@
 """Run depth_node on a generated room sequence through real ROS 2 topics.
 
-Starts the node as a separate process (tiny config, untrained unless --checkpoint),
+Starts the node as a separate process (with an imported PixelFormer checkpoint from
+model/ when there is one, see model/README.md; else the tiny config, untrained),
 publishes ~10 rendered RGB frames with camera_info and a scene description, collects
 depth and point clouds, and writes to --out:
   depth_NNNN.png     colorized predicted depth (near = red, far = blue)
@@ -18,7 +19,7 @@ import cv2
 import numpy as np
 
 from textdepth_ros.errors import UserError
-from textdepth_ros.paths import config_dir
+from textdepth_ros.paths import config_dir, imported_checkpoint
 from textdepth_ros.preview import colorize_depth
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
 from textdepth_ros.ros.node_process import READY_LINE, NodeProcess, depth_node_argv
@@ -34,9 +35,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--height", type=int, default=240, help="image height (default 240)")
     parser.add_argument("--width", type=int, default=320, help="image width (default 320)")
     parser.add_argument("--config", default="tiny", help="model config (default tiny)")
-    parser.add_argument("--checkpoint", default="", help="trained checkpoint (default: untrained weights)")
+    parser.add_argument("--checkpoint", default="auto",
+                        help="trained checkpoint (.safetensors); 'auto' (default): model/pixelformer_nyu.safetensors or "
+                             "model/pixelformer_kitti.safetensors if imported (textdepth import-pixelformer), else "
+                             "untrained weights; 'none': untrained weights")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the node")
+
+
+def choose_checkpoint(value: str, folder=None) -> str:
+    """--checkpoint as the node gets it: 'auto' -> an imported PixelFormer checkpoint in
+    model/ if there is one, 'none' or nothing found -> '' (untrained weights)."""
+    if value == "auto":
+        found = imported_checkpoint(folder)
+        return str(found) if found else ""
+    return "" if value in ("none", "") else value
 
 
 def ros_environment() -> dict:
@@ -86,7 +99,9 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ros_environment()
-    print(f"textdepth demo: starting depth_node ({args.config}) on ROS domain {os.environ['ROS_DOMAIN_ID']} ...",
+    args.checkpoint = choose_checkpoint(args.checkpoint)
+    weights = f"checkpoint {args.checkpoint}" if args.checkpoint else f"{args.config}, untrained weights"
+    print(f"textdepth demo: starting depth_node ({weights}) on ROS domain {os.environ['ROS_DOMAIN_ID']} ...",
           flush=True)
     started = time.monotonic()
     proc = start_node(args, out)
@@ -122,6 +137,7 @@ def write_outputs(out: Path, result: dict, args) -> dict:
     return {
         "weights": "UNTRAINED (random init): depth values are not meaningful" if diag.get("untrained") == "true"
         else "trained checkpoint",
+        "checkpoint": args.checkpoint or None,
         "model": diag.get("model"), "device": diag.get("device"),
         "image_size": [args.height, args.width], "texts": list(result["texts_sent"]),
         "frames_sent": len(frames), "depth_received": len(depths), "clouds_received": result["clouds_received"],
@@ -140,7 +156,10 @@ def print_report(out: Path, s: dict) -> None:
     print(f"  model: {s['model']}")
     if s["weights"].startswith("UNTRAINED"):
         print("  NOTE: the weights are UNTRAINED (no checkpoint): the depth maps show the ROS plumbing,")
-        print("        not a trained model. Pass --checkpoint <file.safetensors> for real depth.")
+        print("        not a trained model. Pass --checkpoint <file.safetensors> for real depth, or import")
+        print("        PixelFormer's NYU weights to model/pixelformer_nyu.safetensors (see model/README.md).")
+    else:
+        print(f"  checkpoint: {s['checkpoint']}")
     print(f"  frames sent {s['frames_sent']}, depth received {s['depth_received']}, clouds {s['clouds_received']}, "
           f"dropped by the node {s['node_frames_dropped']}")
     lat = s["end_to_end_latency_ms"]

@@ -16,13 +16,19 @@ FORMAT = "textdepth_ros/1"
 
 def save_checkpoint(path, model, extra: dict = None) -> Path:
     """Write model weights + config (+ JSON-able `extra`, e.g. epoch, metrics) atomically."""
+    return write_checkpoint(path, model.state_dict(), model.config, extra)
+
+
+def write_checkpoint(path, state: dict, config: dict, extra: dict = None) -> Path:
+    """Write a state dict + its model config atomically (atomic_files: a temporary file
+    renamed into place, so a crash or a full disk never leaves a truncated checkpoint)."""
     from safetensors.torch import save_file
 
     path = Path(path)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    metadata = {"format": FORMAT, "config": json.dumps(model.config), "extra": json.dumps(extra or {})}
-    with atomic_files(path, what="checkpoint") as (tmp,):  # a crash mid-write never leaves a truncated checkpoint
-        save_file(state, str(tmp), metadata=metadata)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    metadata = {"format": FORMAT, "config": json.dumps(config), "extra": json.dumps(extra or {})}
+    with atomic_files(path, what="checkpoint") as (tmp,):
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 

@@ -122,6 +122,8 @@ def _check_text_encoder(cfg: dict) -> None:
 
 def _check_decoder_and_bins(cfg: dict) -> None:
     dec, bins = cfg["decoder"], cfg["bins"]
+    if dec["pqi_channels"] % 2:
+        raise UserError("decoder.pqi_channels must be even (PQI's GroupNorm takes two channels per group)")
     for dim, heads in zip(dec["sam_dims"], dec["sam_heads"]):
         if dim % heads or dim % 4:
             raise UserError(f"SAM width {dim} must be divisible by its heads ({heads}) and by 4 (PixelShuffle)")

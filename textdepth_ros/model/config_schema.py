@@ -159,11 +159,11 @@ class Section(Check):
 
 
 # ---------------------------------------------------------------- local name tables
-@functools.lru_cache(maxsize=1)
-def timm_swin_names():
-    import timm
+def swin_names():
+    """The Swin backbones model/swin.py builds, by timm's names (timm's weights load into them)."""
+    from textdepth_ros.model.swin import SWIN_SIZES, swin_name
 
-    return tuple(timm.list_models("swin_*"))
+    return tuple(swin_name(size, window) for size in SWIN_SIZES for window in (7, 12))
 
 
 def _open_clip_text_cfgs():
@@ -188,19 +188,19 @@ def open_clip_local_tokenizers():
 
 # ---------------------------------------------------------------------- the schema
 # Upper bounds are several times the paper config's values; network.py also caps the
-# total parameter count. backbone.img_size sets Swin's attention windows, not the input
-# size: timm shrinks the windows when 1/32 of it is under the window size, which changes
-# the architecture, hence at least 224.
+# total parameter count. backbone.img_size is read by nothing since the backbone computes
+# Swin as PixelFormer does (no window shrinking for small inputs); it is still accepted so
+# that checkpoints written before that load.
 SCHEMA = {
     "name":                              Text(max_len=100, nullable=True),
     "trca":                              Bool(default=True),
     "tbcp":                              Bool(default=True),
     "text_range":                        Bool(default=True),
     "backbone":                          Section(required=True),
-    "backbone.timm_name":                LocalName("a timm Swin model", timm_swin_names, required=True),
+    "backbone.timm_name":                LocalName("a Swin model (timm's names)", swin_names, required=True),
     "backbone.pretrained":               WeightsSource(max_len=4096, nullable=True),
     "backbone.drop_path_rate":           Float(0.0, 0.9, lo_included=True, default=0.0),
-    "backbone.img_size":                 Ints(224, 2048, 2, 2, required=True),
+    "backbone.img_size":                 Ints(224, 2048, 2, 2),  # ignored, see above
     "text_encoder":                      Section(nullable=True),
     "text_encoder.clip_model":           LocalName("an open_clip model config", open_clip_text_towers, nullable=True),
     "text_encoder.text_cfg":             Section(nullable=True),

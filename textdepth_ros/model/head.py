@@ -28,8 +28,10 @@ class BinHead(nn.Module):
 
     def forward(self, queries: torch.Tensor, centres: torch.Tensor):
         """queries [B, C, h, w], centres [B, n] -> depth, uncertainty [B, 1, 4h, 4w] (float32)."""
-        probs = self.logits(queries).float().softmax(dim=1)
-        centres = centres.float()
+        logits = self.logits(queries)
+        dtype = torch.promote_types(logits.dtype, torch.float32)  # fp32 under autocast, fp64 stays fp64
+        probs = logits.to(dtype).softmax(dim=1)
+        centres = centres.to(dtype)
         depth = expected_depth(probs, centres)
         std = depth_std(probs, centres, depth)
         up = dict(scale_factor=self.upsample, mode="bilinear", align_corners=False)

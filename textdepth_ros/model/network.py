@@ -35,7 +35,7 @@ class TextDepthNet(nn.Module):
         super().__init__()
         self.config = config
         bb, dec, bins = config["backbone"], config["decoder"], config["bins"]
-        self.backbone = SwinBackbone(bb["timm_name"], bb["img_size"], bb.get("drop_path_rate", 0.0))
+        self.backbone = SwinBackbone(bb["timm_name"], bb.get("drop_path_rate", 0.0))
         ch = self.backbone.channels
         self.text_encoder = ClipTextEncoder(config["text_encoder"]) if uses_text(config) else None
         width = self.text_encoder.width if self.text_encoder is not None else None
@@ -104,16 +104,17 @@ class TextDepthNet(nn.Module):
             "depth_range": depth_range,
         }
 
-    def load_pretrained(self) -> dict:
-        """Load the pretrained parts the config names (Swin, CLIP). Returns a report."""
+    def load_pretrained(self, parts=("backbone", "text_encoder")) -> dict:
+        """Load the pretrained weights the config names (Swin, CLIP) into `parts`.
+        Returns a report keyed by the parts that loaded something."""
         report = {}
-        source = self.config["backbone"].get("pretrained")
+        source = self.config["backbone"].get("pretrained") if "backbone" in parts else None
         if source == "hub":
             self.backbone.load_from_hub(self.config["backbone"]["timm_name"])
             report["backbone"] = "hub"
         elif source:
             report["backbone"] = self.backbone.load_pretrained(source)
-        if self.text_encoder is not None and self.config["text_encoder"].get("pretrained"):
+        if "text_encoder" in parts and self.text_encoder is not None and self.config["text_encoder"].get("pretrained"):
             te = self.config["text_encoder"]
             report["text_encoder"] = self.text_encoder.load_pretrained(te["pretrained"], te.get("clip_model"))
         return report

@@ -9,33 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
-    """[B, H, W, C] (H, W multiples of window) -> [B * nW, window*window, C]."""
-    b, h, w, c = x.shape
-    x = x.view(b, h // window, window, w // window, window, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, c)
-
-
-def window_reverse(windows: torch.Tensor, window: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of window_partition."""
-    c = windows.shape[-1]
-    b = windows.shape[0] // ((h // window) * (w // window))
-    x = windows.view(b, h // window, w // window, window, window, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
-
-
-def relative_position_index(window: int) -> torch.Tensor:
-    """Swin's index into the (2w-1)^2 bias table for every pair of window positions."""
-    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
-    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
-    return rel[..., 0] * (2 * window - 1) + rel[..., 1]
+from textdepth_ros.model.windows import (pad_to_windows, relative_position_bias, relative_position_index, window_attention,
+                                         window_partition, window_reverse)
 
 
 class WindowCrossAttention(nn.Module):
     def __init__(self, dim: int, heads: int, window: int):
         super().__init__()
-        self.heads, self.window = heads, window
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
         self.to_q = nn.Linear(dim, dim)
         self.to_kv = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -48,14 +29,15 @@ class WindowCrossAttention(nn.Module):
         bw, n, c = queries.shape
         q = self.to_q(queries).view(bw, n, self.heads, -1).transpose(1, 2)
         k, v = self.to_kv(skips).view(bw, n, 2, self.heads, -1).permute(2, 0, 3, 1, 4)
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        bias = bias.view(n, n, self.heads).permute(2, 0, 1).to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        bias = relative_position_bias(self.relative_position_bias_table, self.relative_position_index)
+        out = window_attention(q, k, v, bias, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 
 class SkipAttentionBlock(nn.Module):
-    """Pre-norm window cross-attention + MLP; the residual path carries the skip features."""
+    """Pre-norm window cross-attention + MLP. The residual path carries the queries, as in
+    PixelFormer's SAM block (shortcut = the query input); the skip features enter only
+    through the attention's keys and values (and the stage's sum in SAM.forward)."""
 
     def __init__(self, dim: int, heads: int, window: int, mlp_ratio: float = 4.0):
         super().__init__()
@@ -68,12 +50,11 @@ class SkipAttentionBlock(nn.Module):
     def forward(self, queries: torch.Tensor, skips: torch.Tensor) -> torch.Tensor:
         """queries, skips: [B, H, W, C] -> [B, H, W, C]."""
         _, h, w, _ = queries.shape
-        pad_h, pad_w = (-h) % self.window, (-w) % self.window
-        q = F.pad(self.norm_q(queries), (0, 0, 0, pad_w, 0, pad_h))
-        s = F.pad(self.norm_skip(skips), (0, 0, 0, pad_w, 0, pad_h))
+        q = pad_to_windows(self.norm_q(queries), self.window)
+        s = pad_to_windows(self.norm_skip(skips), self.window)
         attended = self.attn(window_partition(q, self.window), window_partition(s, self.window))
-        attended = window_reverse(attended, self.window, h + pad_h, w + pad_w)[:, :h, :w]
-        x = skips + attended
+        attended = window_reverse(attended, self.window, *q.shape[1:3])[:, :h, :w]
+        x = queries + attended
         return x + self.mlp(self.norm_mlp(x))
 
 
@@ -91,7 +72,9 @@ class SAM(nn.Module):
         """skip, query: NCHW at the same resolution -> NCHW with `dim` channels."""
         skip, query = self.proj_skip(skip), self.proj_query(query)
         out = self.block(query.permute(0, 2, 3, 1), skip.permute(0, 2, 3, 1))
-        return self.norm(out).permute(0, 3, 1, 2) + skip + query
+        # contiguous NCHW, as PixelFormer sums it: a channels-last sum would send the next
+        # stage's convolutions down another kernel (same maths, other rounding)
+        return self.norm(out).permute(0, 3, 1, 2).contiguous() + skip + query
 
 
 class SkipAttentionDecoder(nn.Module):

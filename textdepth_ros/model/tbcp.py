@@ -22,7 +22,7 @@ def gated_fusion(f_gap: torch.Tensor, f_text: torch.Tensor, gate: nn.Linear) -> 
 
 def bin_widths(logits: torch.Tensor) -> torch.Tensor:
     """Eq. 4 (the softmax after the 3-layer MLP): normalised widths b, sum_i b_i = 1."""
-    return torch.softmax(logits.float(), dim=-1)
+    return torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
 
 
 def bin_centres(widths: torch.Tensor, d_min: torch.Tensor, d_max: torch.Tensor) -> torch.Tensor:
@@ -35,7 +35,7 @@ def bin_centres(widths: torch.Tensor, d_min: torch.Tensor, d_max: torch.Tensor) 
 def text_depth_range(raw: torch.Tensor, lo: float, hi: float):
     """[d_min(T), d_max(T)] from two unbounded numbers, with lo < d_min < d_max < hi:
     d_max = lo + (hi - lo) * sigmoid(a);  d_min = lo + (d_max - lo) * sigmoid(b)."""
-    raw = raw.float()
+    raw = raw.to(torch.promote_types(raw.dtype, torch.float32))
     d_max = lo + (hi - lo) * torch.sigmoid(raw[:, 0])
     d_min = lo + (d_max - lo) * torch.sigmoid(raw[:, 1])
     return d_min, d_max
@@ -57,9 +57,11 @@ class TBCP(nn.Module):
         self.text_range = text_range
         if text_range:
             self.range_head = nn.Sequential(nn.Linear(c, c), nn.GELU(), nn.Linear(c, 2))
-            # Start near PixelFormer's range [fixed_min, ~dataset_max]; the text moves it.
+            # Start at PixelFormer's range: d_min = fixed_min, d_max = 98 % of the way to
+            # dataset_max (sigmoid(4); nearer would flatten d_max's gradient); the text moves it.
             nn.init.normal_(self.range_head[-1].weight, std=1e-3)
-            frac_min = (self.fixed_min - self.lo) / (self.hi - self.lo)
+            d_max0 = self.lo + (self.hi - self.lo) / (1 + math.exp(-4.0))
+            frac_min = (self.fixed_min - self.lo) / (d_max0 - self.lo)  # d_min sits between lo and d_max
             with torch.no_grad():
                 self.range_head[-1].bias.copy_(torch.tensor([4.0, math.log(frac_min / (1 - frac_min))]))
 

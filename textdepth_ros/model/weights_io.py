@@ -34,11 +34,20 @@ def read_state_dict(path: Path, what: str = "weights") -> dict:
             return load_file(str(path), device="cpu")
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every reader error means the same to a user
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read {what} file {path}: {first_line}") from None
+        raise CheckpointError(f"cannot read {what} file {path}: {_reason(exc)}") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{what} file {path} holds a {type(state).__name__}, not a state dict")
     return state
+
+
+def _reason(exc: Exception) -> str:
+    """One short line for a reader error (torch's own messages run to paragraphs)."""
+    text = str(exc).strip()
+    if "Weights only load failed" in text:
+        return "it stores Python objects besides tensors, which could run code when unpickled (refused)"
+    if "PytorchStreamReader" in text or "zip archive" in text:
+        return "truncated or not a PyTorch file (" + text.splitlines()[0].split(". ")[0] + ")"
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # what training and release files hold
