@@ -11,7 +11,7 @@ from textdepth_ros.data.generate import generate_dataset
 from textdepth_ros.data.nyu import load_depth, read_list
 from textdepth_ros.metrics import METRIC_NAMES
 from textdepth_ros.model import build_model
-from textdepth_ros.training.evaluate import predict
+from textdepth_ros.training.evaluate import flip_tta_blend, predict
 
 from test_data import write_labeled_mat
 
@@ -21,7 +21,7 @@ def dataset(tmp_path_factory):
     return generate_dataset(tmp_path_factory.mktemp("nyu"), n_train=0, n_test=3, height=96, width=128, seed=5)
 
 
-def test_flip_tta_is_the_mean_of_two_passes():
+def test_flip_tta_fuses_the_two_passes_as_pixelformer():
     torch.manual_seed(0)
     model = build_model("tiny", pretrained=False).eval()
     images = torch.rand(2, 3, 96, 128)
@@ -29,8 +29,10 @@ def test_flip_tta_is_the_mean_of_two_passes():
     with torch.no_grad():
         plain = model(images, texts=texts)["depth"]
         mirrored = model(torch.flip(images, dims=[3]), texts=texts)["depth"]
-    expected = 0.5 * (plain + torch.flip(mirrored, dims=[3]))
+    expected = flip_tta_blend(plain, mirrored)  # = PixelFormer's post_process_depth (test_pixelformer_protocol)
     torch.testing.assert_close(predict(model, images, texts, flip_tta=True), expected)
+    middle = 0.5 * (plain + torch.flip(mirrored, dims=[3]))
+    torch.testing.assert_close(expected[..., 13:-13], middle[..., 13:-13])  # a plain mean past 10 % of the width
     torch.testing.assert_close(predict(model, images, texts, flip_tta=False), plain)
     assert not torch.allclose(expected, plain)  # the flip actually changes something
 
