@@ -140,3 +140,40 @@ def test_short_training_lowers_loss_and_abs_rel(repo_root, tmp_path):
           f"{after['abs_rel']:.3f}; {summary['images_per_s']:.2f} images/s")
     assert (tmp_path / "run/best_abs_rel.safetensors").is_file() and (tmp_path / "run/last_state.pt").is_file()
     assert list((tmp_path / "run/tb").iterdir()) and "kitchen" in (tmp_path / "run/texts.txt").read_text()
+
+
+def _only_error_line(err: str, command: str) -> str:
+    """stderr of a failed command: no traceback, and the one error line last (a progress
+    bar cleared before it may precede it)."""
+    assert "Traceback" not in err and err.count("error:") == 1, err
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith(f"textdepth {command}: error: "), err
+    return last
+
+
+@pytest.mark.parametrize("case", ["missing list", "empty list", "wrong root", "unreadable image"])
+def test_train_bad_input_is_one_line(repo_root, small_data, tmp_path, capsys, case):
+    from textdepth_ros.cli import main
+
+    root, train_list = small_data["root"], small_data["train_list"]
+    if case == "missing list":
+        train_list = str(tmp_path / "nope.txt")
+    elif case == "empty list":
+        train_list = str(tmp_path / "empty.txt")
+        (tmp_path / "empty.txt").write_text("\n")
+    elif case == "wrong root":
+        root = str(tmp_path)
+    else:  # a file that exists but is no image: found only when a worker process reads it
+        import shutil
+
+        root = str(shutil.copytree(small_data["root"], tmp_path / "broken"))
+        first = read_list(train_list)[0].rgb
+        (tmp_path / "broken" / first).write_bytes(b"not a jpeg")
+    code = main(["train", "--config", str(repo_root / "config/train_tiny.yaml"), "--out", str(tmp_path / "run"),
+                 "--set", f"data.root={root}", "--set", f"data.train_list={train_list}", "--set", "data.test_list=null",
+                 "--set", "data.num_workers=1", "--set", "train.batch_size=2"])
+    line = _only_error_line(capsys.readouterr().err, "train")
+    assert code == 2
+    expected = {"missing list": "list file not found", "empty list": "has no entries",
+                "wrong root": "file(s) of the train list are missing under", "unreadable image": "cannot read image"}
+    assert expected[case] in line

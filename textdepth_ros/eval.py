@@ -103,14 +103,22 @@ def _dataset(args, scene_text):
 
 
 def load_prediction(path) -> np.ndarray:
-    """A prediction .npy as float32 HxW metres. Never unpickles (a pickled .npy could run
+    """A prediction .npy as float32 HxW metres. Never unpickles (a pickled .npy can run
     code): anything but a plain numeric array is one UserError."""
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise UserError(f"{path} is not a .npy file (save predictions with numpy.save)")
     try:
         pred = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{path} is not a plain .npy array ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    if not isinstance(pred, np.ndarray) or pred.dtype.kind not in "fiu":
-        raise UserError(f"{path} holds {getattr(pred, 'dtype', type(pred).__name__)} values, not depth in metres")
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise UserError(f"{path} holds pickled Python objects, not a numeric array; refused, "
+                            "pickles can run code") from None
+        raise UserError(f"{path} is not a readable .npy array ({str(exc).splitlines()[0]})") from None
+    except (OSError, EOFError) as exc:
+        raise UserError(f"{path} is not a readable .npy array ({type(exc).__name__}: {exc})") from None
+    if pred.dtype.kind not in "fiu":
+        raise UserError(f"{path} holds {pred.dtype} values, not depth in metres")
     pred = pred.squeeze()
     if pred.ndim != 2:
         raise UserError(f"{path} has shape {pred.shape}; expected one HxW depth map")
@@ -122,20 +130,22 @@ def _eval_predictions(args, dataset, crop, per_image) -> dict:
     pred_dir = Path(args.pred_dir)
     if not pred_dir.is_dir():
         raise UserError(f"prediction folder not found: {pred_dir}")
-    for index in tqdm(range(len(dataset)), desc="eval", unit="img"):
-        item = dataset[index]
-        path = (pred_dir / item["name"]).with_suffix(".npy")
-        if not path.is_file():
-            raise UserError(f"missing prediction {path} (expected PRED_DIR/<rgb path>.npy)")
-        pred = load_prediction(path)
-        gt = item["depth"][0].numpy()
-        if pred.shape != gt.shape:
-            raise UserError(f"{path}: prediction is {'x'.join(map(str, pred.shape))}, its ground truth "
-                            f"{item['name']} is {'x'.join(map(str, gt.shape))} (predictions must be at the GT's size)")
-        metrics = evaluate_depth(pred, gt, crop=crop, min_depth=args.min_depth, max_depth=args.max_depth)
-        averager.add(metrics)
-        if metrics is not None:
-            per_image.append((item["name"], metrics))
+    with tqdm(total=len(dataset), desc="eval", unit="img", leave=False) as bar:
+        for index in range(len(dataset)):
+            item = dataset[index]
+            path = (pred_dir / item["name"]).with_suffix(".npy")
+            if not path.is_file():
+                raise UserError(f"missing prediction {path} (expected PRED_DIR/<rgb path>.npy)")
+            pred = load_prediction(path)
+            gt = item["depth"][0].numpy()
+            if pred.shape != gt.shape:
+                raise UserError(f"{path}: prediction is {'x'.join(map(str, pred.shape))}, its ground truth "
+                                f"{item['name']} is {'x'.join(map(str, gt.shape))} (predictions must be at the GT's size)")
+            metrics = evaluate_depth(pred, gt, crop=crop, min_depth=args.min_depth, max_depth=args.max_depth)
+            averager.add(metrics)
+            if metrics is not None:
+                per_image.append((item["name"], metrics))
+            bar.update(1)
     return averager.mean()
 
 

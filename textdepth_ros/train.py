@@ -12,6 +12,7 @@ Writes OUT/best_<metric>.safetensors (one per eval.best_metrics), OUT/last.safet
 OUT/last_state.pt (resume with --resume), OUT/tb/ (TensorBoard), OUT/texts.txt.
 train.batch_size is the global batch (split over processes, as PixelFormer does).
 """
+import math
 import time
 from collections import Counter
 from contextlib import nullcontext
@@ -91,6 +92,21 @@ def _loaders(cfg, ctx, train_set, test_set, per_proc):
     return sampler, train_loader, test_loader
 
 
+def _forward(ddp, images, texts, embedding):
+    """Depth of a training batch; a BatchNorm that gets one value per channel (batch 1
+    per process and a 1x1 feature map) is a configuration problem, said in one line."""
+    try:
+        if embedding is None:
+            return ddp(images, texts=texts)["depth"]
+        return ddp(images, text_embedding=embedding)["depth"]
+    except ValueError as exc:
+        if "Expected more than 1 value per channel" not in str(exc):
+            raise
+        raise UserError("a BatchNorm layer of this model sees one value per channel with "
+                        f"{images.shape[0]} image(s) per process: raise train.batch_size, "
+                        "or set train.sync_bn true on GPUs") from None
+
+
 def train(cfg: dict, ctx=None, resume: bool = False) -> dict:
     """The training loop; returns a summary (losses, throughput, last eval, bests, the
     trained model unwrapped from DDP)."""
@@ -103,9 +119,6 @@ def train(cfg: dict, ctx=None, resume: bool = False) -> dict:
     if t["batch_size"] % ctx.world:
         raise UserError(f"train.batch_size {t['batch_size']} is not divisible by {ctx.world} processes")
     per_proc = t["batch_size"] // ctx.world
-    sync_bn = ctx.distributed and ctx.device.type == "cuda"  # SyncBatchNorm: statistics over the global batch
-    if (t["batch_size"] if sync_bn else per_proc) < 2:
-        raise UserError("BatchNorm needs at least 2 images per process (raise train.batch_size)")
     train_set, test_set = _datasets(cfg)
     images_per_step = t["batch_size"] * t["accumulate"]
     if len(train_set) < images_per_step:
@@ -126,7 +139,7 @@ def train(cfg: dict, ctx=None, resume: bool = False) -> dict:
         progress = state.load_last(out, model, optimizer, scheduler, scaler, ctx.device)
     texts = Counter(train_set.text(i) for i in range(len(train_set)))
     text_table = TextTable(model, texts) if model.uses_text else None
-    ddp = distributed.wrap_model(model, ctx)
+    ddp = distributed.wrap_model(model, ctx, t["sync_bn"])
     writer = None
     if ctx.is_main:
         from torch.utils.tensorboard import SummaryWriter
@@ -173,65 +186,72 @@ def train(cfg: dict, ctx=None, resume: bool = False) -> dict:
 
     step, stop = progress["step"], False
     bar = tqdm(total=t["epochs"] * steps_per_epoch, initial=step, desc="train", unit="step", disable=not ctx.is_main)
-    ddp.train()
-    for epoch in range(progress["epoch"], t["epochs"]):
-        start_batch = progress["batch"] if epoch == progress["epoch"] else 0
-        train_set.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        sampler.start = start_batch * per_proc
-        loader.generator.manual_seed(t["seed"] + epoch)
-        micro, tic = start_batch, time.perf_counter()
-        for batch in loader:
-            images = batch["image"].to(ctx.device, non_blocking=True)
-            gt = batch["depth"].to(ctx.device, non_blocking=True)
-            sync = (micro + 1) % t["accumulate"] == 0
-            with ddp.no_sync() if ctx.distributed and not sync else nullcontext():
-                with torch.autocast(ctx.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                    if text_table is None:
-                        pred = ddp(images, texts=batch["text"])["depth"]
-                    else:
-                        pred = ddp(images, text_embedding=text_table(batch["text"]))["depth"]
-                loss = silog_loss(pred, gt, t["variance_focus"], t["loss_min_depth"])
-                if loss is None:  # no valid pixel: a zero loss keeps DDP's gradient hooks in step
-                    loss = pred.sum() * 0.0
-                scaler.scale(loss / t["accumulate"]).backward()
-            micro += 1
-            summary["losses"].append(float(loss.detach()))
-            summary["images"] += images.shape[0] * ctx.world
-            if not sync:
-                continue
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            step += 1
-            summary["seconds"] += time.perf_counter() - tic
-            bar.update(1)
-            if ctx.is_main and step % lg["log_every"] == 0:
-                writer.add_scalar("train/loss", summary["losses"][-1], step)
-                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-                writer.add_scalar("train/images_per_s", summary["images"] / max(summary["seconds"], 1e-9), step)
-                bar.set_postfix(loss=f"{summary['losses'][-1]:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-            if ctx.is_main and lg["image_every"] and step % lg["image_every"] == 0:
-                log_panel(writer, "train/rgb_pred_gt_error", images[0].float().cpu().numpy(),
-                          pred[0, 0].detach().float().cpu().numpy(), gt[0, 0].cpu().numpy(), step)
-            epoch_done = micro >= batches_per_epoch
-            stop = bool(t["max_steps"]) and step >= t["max_steps"]
-            # Evaluate before saving, so the saved state holds this evaluation's bests.
-            if test_loader is not None and ((e["every_steps"] and step % e["every_steps"] == 0)
-                                            or (epoch_done and e["every_epoch"])):
-                evaluate(step)
-            if (lg["save_every"] and step % lg["save_every"] == 0) or epoch_done or stop:
-                save(step, epoch, micro)
-            if stop or epoch_done:
+    try:
+        ddp.train()
+        for epoch in range(progress["epoch"], t["epochs"]):
+            start_batch = progress["batch"] if epoch == progress["epoch"] else 0
+            train_set.set_epoch(epoch)
+            sampler.set_epoch(epoch)
+            sampler.start = start_batch * per_proc
+            loader.generator.manual_seed(t["seed"] + epoch)
+            micro, tic = start_batch, time.perf_counter()
+            for batch in loader:
+                images = batch["image"].to(ctx.device, non_blocking=True)
+                gt = batch["depth"].to(ctx.device, non_blocking=True)
+                sync = (micro + 1) % t["accumulate"] == 0
+                with ddp.no_sync() if ctx.distributed and not sync else nullcontext():
+                    with torch.autocast(ctx.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                        embedding = text_table(batch["text"]) if text_table is not None else None
+                        pred = _forward(ddp, images, batch["text"], embedding)
+                    loss = silog_loss(pred, gt, t["variance_focus"], t["loss_min_depth"])
+                    if loss is None:  # no valid pixel: a zero loss keeps DDP's gradient hooks in step
+                        loss = pred.sum() * 0.0
+                    scaler.scale(loss / t["accumulate"]).backward()
+                micro += 1
+                summary["losses"].append(float(loss.detach()))
+                if amp_dtype != torch.float16 and not math.isfinite(summary["losses"][-1]):
+                    # PixelFormer aborts on a NaN loss too; fp16's GradScaler skips such steps itself
+                    raise UserError(f"the training loss is {summary['losses'][-1]} at step {step + 1}; stopped "
+                                    f"before it reaches the weights (resume from the last save with a lower train.lr)")
+                summary["images"] += images.shape[0] * ctx.world
+                if not sync:
+                    continue
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                step += 1
+                summary["seconds"] += time.perf_counter() - tic
+                bar.update(1)
+                if ctx.is_main and step % lg["log_every"] == 0:
+                    writer.add_scalar("train/loss", summary["losses"][-1], step)
+                    writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+                    writer.add_scalar("train/images_per_s", summary["images"] / max(summary["seconds"], 1e-9), step)
+                    bar.set_postfix(loss=f"{summary['losses'][-1]:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                if ctx.is_main and lg["image_every"] and step % lg["image_every"] == 0:
+                    log_panel(writer, "train/rgb_pred_gt_error", images[0].float().cpu().numpy(),
+                              pred[0, 0].detach().float().cpu().numpy(), gt[0, 0].cpu().numpy(), step)
+                epoch_done = micro >= batches_per_epoch
+                stop = bool(t["max_steps"]) and step >= t["max_steps"]
+                # Evaluate before saving, so the saved state holds this evaluation's bests.
+                if test_loader is not None and ((e["every_steps"] and step % e["every_steps"] == 0)
+                                                or (epoch_done and e["every_epoch"])):
+                    evaluate(step)
+                if (lg["save_every"] and step % lg["save_every"] == 0) or epoch_done or stop:
+                    save(step, epoch, micro)
+                if stop or epoch_done:
+                    break
+                tic = time.perf_counter()
+            if stop:
                 break
-            tic = time.perf_counter()
-        if stop:
-            break
-    bar.close()
+    except BaseException:
+        bar.leave = False  # what stays on screen is the error line, not a stale bar
+        raise
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()  # what was logged stays logged, also after an error
     distributed.sync_buffers(model, ctx)
-    if writer is not None:
-        writer.close()
     summary.update(step=step, best=progress["best"], model=model,
                    images_per_s=summary["images"] / max(summary["seconds"], 1e-9))
     if ctx.is_main:

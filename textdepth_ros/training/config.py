@@ -27,7 +27,7 @@ DEFAULTS = {
     "train": {
         "epochs": 20, "batch_size": 8, "accumulate": 1, "lr": 4.0e-5, "end_lr_ratio": 0.1,
         "poly_power": 0.9, "optimizer": "adam", "weight_decay": 0.0, "variance_focus": 0.85, "loss_min_depth": 0.1,
-        "amp": "none", "seed": 0, "max_steps": None, "device": "auto", "pretrained": True,
+        "amp": "none", "sync_bn": False, "seed": 0, "max_steps": None, "device": "auto", "pretrained": True,
     },
     "eval": {
         "every_steps": 1000, "every_epoch": False, "flip_tta": True, "crop": "eigen", "min_depth": 1.0e-3,
@@ -82,6 +82,8 @@ def validate(cfg: dict) -> None:
     for where, amp in (("train.amp", t["amp"]), ("eval.amp", cfg["eval"]["amp"])):
         if amp not in ("none", "bf16", "fp16"):
             raise UserError(f"{where} must be none, bf16 or fp16, not {amp!r}")
+    if not isinstance(t["sync_bn"], bool):
+        raise UserError(f"train.sync_bn must be true or false, not {t['sync_bn']!r}")
     if t["optimizer"] not in OPTIMIZERS:
         raise UserError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, not {t['optimizer']!r}")
     best = cfg["eval"]["best_metrics"]

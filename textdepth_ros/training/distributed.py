@@ -51,14 +51,17 @@ def cleanup(ctx: Context) -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model, ctx: Context):
-    """DDP with SyncBatchNorm on GPUs. PyTorch's SyncBatchNorm has no CPU kernel, so on
-    gloo/CPU BatchNorm stays per process; DDP's broadcast_buffers copies rank 0's
-    running statistics to every replica at each forward, so replicas stay identical."""
+def wrap_model(model, ctx: Context, sync_bn: bool = False):
+    """DDP; with sync_bn, BatchNorm becomes SyncBatchNorm (GPUs only: statistics over the
+    global batch). PixelFormer's DDP keeps plain BatchNorm, each process normalising over
+    its own images, and so does the default. PyTorch's SyncBatchNorm has no CPU kernel.
+    DDP's broadcast_buffers copies rank 0's running statistics to every replica at each
+    forward, so replicas stay identical either way."""
     if not ctx.distributed:
         return model
     if ctx.device.type == "cuda":
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if sync_bn:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return DistributedDataParallel(model, device_ids=[ctx.local_rank], output_device=ctx.local_rank)
     return DistributedDataParallel(model)
 

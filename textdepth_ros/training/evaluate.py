@@ -64,17 +64,19 @@ def evaluate_model(model, loader, device, flip_tta=True, amp_dtype=None, crop="e
     was_training = net.training
     net.eval()
     averager = MetricAverager()
-    for batch in tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False):
-        images = batch["image"].to(device, non_blocking=True)
-        pred = predict(net, images, batch["text"], flip_tta, amp_dtype).cpu().numpy()
-        gt = batch["depth"].numpy()
-        if first_batch_out is not None and not first_batch_out:
-            first_batch_out.update(batch=batch, pred=pred)
-        for b, name in enumerate(batch["name"]):
-            metrics = evaluate_depth(pred[b, 0], gt[b, 0], crop=crop, min_depth=min_depth, max_depth=max_depth)
-            averager.add(metrics)
-            if per_image is not None and metrics is not None:
-                per_image.append((name, metrics))
+    with tqdm(total=len(loader), desc="eval", unit="batch", disable=not progress, leave=False) as bar:
+        for batch in loader:
+            images = batch["image"].to(device, non_blocking=True)
+            pred = predict(net, images, batch["text"], flip_tta, amp_dtype).cpu().numpy()
+            gt = batch["depth"].numpy()
+            if first_batch_out is not None and not first_batch_out:
+                first_batch_out.update(batch=batch, pred=pred)
+            for b, name in enumerate(batch["name"]):
+                metrics = evaluate_depth(pred[b, 0], gt[b, 0], crop=crop, min_depth=min_depth, max_depth=max_depth)
+                averager.add(metrics)
+                if per_image is not None and metrics is not None:
+                    per_image.append((name, metrics))
+            bar.update(1)
     net.train(was_training)
     if dist.is_available() and dist.is_initialized():
         totals = torch.tensor([averager.sums[n] for n in METRIC_NAMES] + [averager.count], dtype=torch.float64,
