@@ -8,7 +8,7 @@ import pytest
 
 from bag_helpers import ProcessGroup, load_json, textdepth_cmd
 from textdepth_ros.cli import main as textdepth
-from textdepth_ros.ros import bagio
+from textdepth_ros.bags import bagio
 
 H, W = 48, 64
 T0 = 1_700_000_000 * 10**9

@@ -88,7 +88,7 @@ def test_live_metrics_equal_offline_frame_for_frame(live, offline):
 def test_live_outputs_are_written_into_a_new_bag(live, bag):
     from rosbags.rosbag2 import Reader
 
-    from textdepth_ros.ros import bagio
+    from textdepth_ros.bags import bagio
 
     _, recorded, _ = live
     with Reader(recorded) as reader:

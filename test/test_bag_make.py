@@ -161,7 +161,7 @@ def test_type_hashes_in_metadata_are_the_ones_rclpy_announces(dataset, tmp_path)
     """Jazzy+ `ros2 bag play` compares these with the live types."""
     import rclpy
 
-    from textdepth_ros.ros.bagio import message_class
+    from textdepth_ros.bags.bagio import message_class
 
     out = tmp_path / "bag"
     make_bag(dataset, out, "--limit", "1")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bag_helpers import ProcessGroup, load_json
-from textdepth_ros.ros import bagio
-from textdepth_ros.ros.evaluator_node import DepthScorer
+from textdepth_ros.bags import bagio
+from textdepth_ros.bags.scoring import DepthScorer
 
 H, W, N = 48, 64, 5
 T0 = 1_700_000_000 * 10**9
@@ -47,14 +47,14 @@ def python_module(module, *args):
 def test_evaluator_node_scores_a_replayed_bag(tmp_path):
     bag = write_prediction_bag(tmp_path / "bag")
     results = tmp_path / "results.json"
-    evaluator = ProcessGroup(python_module("textdepth_ros.ros.evaluator_node", "--ros-args",
+    evaluator = ProcessGroup(python_module("textdepth_ros.bags.evaluator_node", "--ros-args",
                                            "-r", "gt_depth:=/camera/depth/image_raw",
                                            "-p", f"results_file:={results}", "-p", "summary_period:=0.3"),
                              tmp_path / "evaluator.log")
     replay = None
     try:
         evaluator.wait_for_log("scoring /depth against /camera/depth/image_raw", timeout=60)
-        replay = ProcessGroup(python_module("textdepth_ros.ros.replay", bag, "--rate", 2, "--wait-for-subscribers", 60),
+        replay = ProcessGroup(python_module("textdepth_ros.bags.replay", bag, "--rate", 2, "--wait-for-subscribers", 60),
                               tmp_path / "replay.log")
         assert replay.wait(timeout=90) == 0, replay.log()
         assert f"/depth {N}" in replay.log()

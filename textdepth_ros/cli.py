@@ -14,12 +14,12 @@ from textdepth_ros.errors import UserError
 COMMANDS = {
     "info": ("textdepth_ros.info", "parameters per part and FLOPs of a model config"),
     "predict": ("textdepth_ros.predict", "depth of one image + text, saved as .npy and a preview PNG"),
-    "demo": ("textdepth_ros.ros.demo", "run the ROS node on a generated sample and write its outputs"),
+    "demo": ("textdepth_ros.demo.demo", "run the ROS node on a generated sample and write its outputs"),
     "make-dataset": ("textdepth_ros.data.generate", "write a small synthetic NYU-layout dataset"),
     "train": ("textdepth_ros.train", "train on NYU Depth v2 (one GPU, many with torchrun, or CPU)"),
     "eval": ("textdepth_ros.eval", "evaluate a checkpoint or a folder of predictions (PixelFormer protocol)"),
-    "make-bag": ("textdepth_ros.ros.make_bag", "write an RGB-D dataset into a rosbag2 (mcap or sqlite3)"),
-    "bag-eval": ("textdepth_ros.ros.bag_eval", "replay a bag through the node (or the model) and score it"),
+    "make-bag": ("textdepth_ros.bags.make_bag", "write an RGB-D dataset into a rosbag2 (mcap or sqlite3)"),
+    "bag-eval": ("textdepth_ros.bags.bag_eval", "replay a bag through the node (or the model) and score it"),
 }
 
 

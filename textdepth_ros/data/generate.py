@@ -2,11 +2,10 @@
 
 Scene folders (`bedroom_0001/rgb_00012.jpg`, `.../sync_depth_00012.png` in uint16
 millimetres) plus a train list in the BTS train style (leading '/') and a test list in
-the Eigen test style. Each image is a ray-cast room seen by a NYU-like camera: floor,
-walls, ceiling and a few boxes, depth 0.5-10 m. Appearance carries depth cues a network
-can learn: world-space textures (tiles shrink with distance), light falling off with
-distance, and room sizes that depend on the scene type (so the scene text is
-informative, as in the paper). A few small holes have depth 0, like Kinect dropouts.
+the Eigen test style. Each image is a random room of synthetic_scene.py (the renderer the
+demo uses too) seen by a NYU-like camera, depth 0.5-10 m, with room sizes that depend on
+the scene type (so the scene text is informative, as in the paper). A few small holes
+have depth 0, like Kinect dropouts.
 """
 import argparse
 import math
@@ -17,9 +16,10 @@ import numpy as np
 from tqdm import tqdm
 
 from textdepth_ros.data.nyu import NYU_INTRINSICS, save_depth_png
+from textdepth_ros.data.synthetic_scene import Room, render
 from textdepth_ros.errors import UserError
 
-# scene type -> (back-wall distance range m, room half-width range m, base colours RGB 0..1)
+# scene type -> (back-wall distance range m, room half-width range m, floor/ceiling/wall RGB 0..1)
 SCENES = {
     "bathroom": ((2.2, 3.5), (1.0, 1.6), [(0.85, 0.88, 0.9), (0.55, 0.7, 0.8), (0.95, 0.95, 0.95)]),
     "bedroom": ((3.2, 5.5), (1.6, 2.4), [(0.75, 0.62, 0.5), (0.55, 0.45, 0.6), (0.9, 0.85, 0.75)]),
@@ -38,50 +38,16 @@ def _rotation(yaw: float, pitch: float) -> np.ndarray:
     return r_yaw @ r_pitch
 
 
-def render_room(rng: np.random.Generator, scene_type: str, room: dict, height: int, width: int):
-    """(rgb uint8 HxWx3, depth float32 HxW metres) of one view of `room`."""
+def render_room(rng: np.random.Generator, room: Room, height: int, width: int):
+    """(rgb uint8 HxWx3, depth float32 HxW metres) of one randomly placed view of `room`,
+    seen by NYU's Kinect scaled to height x width; depth clipped to the dataset's range,
+    with a few Kinect-like dropouts (depth 0)."""
     sx, sy = width / NYU_INTRINSICS["width"], height / NYU_INTRINSICS["height"]
-    fx, fy = NYU_INTRINSICS["fx"] * sx, NYU_INTRINSICS["fy"] * sy
-    cx, cy = NYU_INTRINSICS["cx"] * sx, NYU_INTRINSICS["cy"] * sy
-    v, u = np.mgrid[0:height, 0:width].astype(np.float64)
-    rays = np.stack([(u + 0.5 - cx) / fx, (v + 0.5 - cy) / fy, np.ones_like(u)], -1)  # z = 1: t is optical depth
-    rays = rays @ _rotation(rng.uniform(-0.35, 0.35), rng.uniform(-0.12, 0.08)).T
-    eye = np.array([rng.uniform(-0.3, 0.3), 0.0, rng.uniform(-0.3, 0.3)])
-
-    t_best = np.full((height, width), np.inf)
-    material = np.zeros((height, width), np.int32)
-    # Planes (axis, offset, material): floor, ceiling, walls. y points down (camera convention).
-    planes = [(1, room["cam_h"], 0), (1, room["cam_h"] - room["room_h"], 1), (0, -room["half_w"], 2),
-              (0, room["half_w"], 2), (2, room["depth"], 2), (2, -1.0, 2)]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for axis, offset, mat in planes:
-            t = (offset - eye[axis]) / rays[..., axis]
-            hit = (t > 0) & (t < t_best)
-            t_best[hit], material[hit] = t[hit], mat
-        for k, (lo, hi) in enumerate(room["boxes"]):  # slab test against axis-aligned boxes
-            t1, t2 = (lo - eye) / rays, (hi - eye) / rays
-            t_near = np.minimum(t1, t2).max(-1)
-            t_far = np.maximum(t1, t2).min(-1)
-            hit = (t_far >= t_near) & (t_near > 0) & (t_near < t_best)
-            t_best[hit], material[hit] = t_near[hit], 3 + k
-
-    depth = np.clip(t_best, MIN_DEPTH, MAX_DEPTH)
-    point = eye + rays * t_best[..., None]
-    palette = room["palette"]
-    rgb = np.zeros((height, width, 3))
-    # World-space patterns: their image-space frequency grows with distance (a depth cue).
-    tiles = ((np.floor(point[..., 0] / 0.5) + np.floor(point[..., 2] / 0.5)) % 2)[..., None]
-    stripes = (np.floor((point[..., 0] + point[..., 2]) / 0.3) % 2)[..., None]
-    for mat in range(3 + len(room["boxes"])):
-        sel = material == mat
-        base = np.array(palette[min(mat, 2)] if mat < 3 else room["box_colours"][mat - 3])
-        pattern = {0: 0.75 + 0.25 * tiles, 2: 0.85 + 0.15 * stripes}.get(mat, np.ones_like(tiles))
-        rgb[sel] = (base * pattern[sel]).reshape(-1, 3)
-    light = (0.3 + 0.7 * np.exp(-depth / 5.0))[..., None]  # a lamp near the camera
-    rgb = rgb * light + rng.normal(0, 0.015, rgb.shape)
-    rgb = (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
-
-    depth = depth.astype(np.float32)
+    intrinsics = (NYU_INTRINSICS["fx"] * sx, NYU_INTRINSICS["fy"] * sy, NYU_INTRINSICS["cx"] * sx, NYU_INTRINSICS["cy"] * sy)
+    rotation = _rotation(rng.uniform(-0.35, 0.35), rng.uniform(-0.12, 0.08))
+    eye = (rng.uniform(-0.3, 0.3), 0.0, rng.uniform(-0.3, 0.3))
+    rgb, depth = render(room, intrinsics, height, width, eye, rotation, rng)
+    depth = np.clip(depth, MIN_DEPTH, MAX_DEPTH)
     for _ in range(rng.integers(0, 4)):  # sensor dropouts
         centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
         axes = (int(rng.integers(2, max(3, width // 25))), int(rng.integers(2, max(3, height // 25))))
@@ -89,19 +55,17 @@ def render_room(rng: np.random.Generator, scene_type: str, room: dict, height: i
     return rgb, depth
 
 
-def make_room(rng: np.random.Generator, scene_type: str) -> dict:
+def make_room(rng: np.random.Generator, scene_type: str) -> Room:
     (d_lo, d_hi), (w_lo, w_hi), palette = SCENES[scene_type]
-    room = {"depth": rng.uniform(d_lo, d_hi), "half_w": rng.uniform(w_lo, w_hi),
-            "cam_h": rng.uniform(1.1, 1.5), "room_h": rng.uniform(2.5, 3.0), "palette": palette}
-    boxes, colours = [], []
+    room = Room(back=rng.uniform(d_lo, d_hi), half_width=rng.uniform(w_lo, w_hi), floor=rng.uniform(1.1, 1.5),
+                height=rng.uniform(2.5, 3.0), palette=palette)
     for _ in range(rng.integers(1, 5)):
         size = rng.uniform([0.3, 0.3, 0.3], [1.2, 1.4, 1.0])
-        x0 = rng.uniform(-room["half_w"], room["half_w"] - size[0])
-        z0 = rng.uniform(1.0, max(1.1, room["depth"] - size[2]))
-        lo = np.array([x0, room["cam_h"] - size[1], z0])
-        boxes.append((lo, lo + size))
-        colours.append(tuple(rng.uniform(0.15, 0.95, 3)))
-    room["boxes"], room["box_colours"] = boxes, colours
+        x0 = rng.uniform(-room.half_width, room.half_width - size[0])
+        z0 = rng.uniform(1.0, max(1.1, room.back - size[2]))
+        lo = np.array([x0, room.floor - size[1], z0])
+        room.boxes.append((lo, lo + size))
+        room.box_colours.append(tuple(rng.uniform(0.15, 0.95, 3)))
     return room
 
 
@@ -130,7 +94,7 @@ def generate_dataset(out_dir, n_train: int = 48, n_test: int = 16, height: int =
             (root / folder).mkdir(exist_ok=True)
             room = make_room(rng, scene_type)
             for _ in range(min(views_per_room, count - made)):
-                rgb, depth = render_room(rng, scene_type, room, height, width)
+                rgb, depth = render_room(rng, room, height, width)
                 rgb_rel, depth_rel = f"{folder}/rgb_{index:05d}.jpg", f"{folder}/sync_depth_{index:05d}.png"
                 cv2.imwrite(str(root / rgb_rel), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
                 save_depth_png(root / depth_rel, depth)

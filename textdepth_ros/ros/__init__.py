@@ -1,4 +1,2 @@
-"""ROS 2 layer: message conversions, point clouds, the depth node and its demo.
-
-Nothing here builds tensors: frames go to `textdepth_ros.inference.DepthEstimator`.
-"""
+"""The depth node's runtime: the node, message conversions, point cloud, text input,
+diagnostics, spinning and the child-process wrapper the demo, bag tools and tests use."""

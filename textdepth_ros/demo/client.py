@@ -16,7 +16,7 @@ from textdepth_ros.ros.conversions import image_to_numpy, numpy_to_image
 from textdepth_ros.ros.depth_node import text_qos
 from textdepth_ros.ros.diagnostics import diagnostic_values
 from textdepth_ros.ros.pointcloud import pointcloud2_to_array
-from textdepth_ros.ros.synthetic_room import sequence
+from textdepth_ros.demo.room import sequence
 
 
 def camera_info_for(frame, header) -> CameraInfo:

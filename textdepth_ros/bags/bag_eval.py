@@ -23,8 +23,8 @@ from pathlib import Path
 from textdepth_ros.errors import UserError
 from textdepth_ros.yaml_io import read_yaml_mapping
 from textdepth_ros.metrics import format_table
-from textdepth_ros.ros import bagio
-from textdepth_ros.ros.evaluator_node import GT_ENCODINGS, DepthScorer, depth_in_metres, write_results
+from textdepth_ros.bags import bagio
+from textdepth_ros.bags.scoring import GT_ENCODINGS, add_bag_ground_truth, make_scorer, write_results
 
 
 
@@ -166,10 +166,6 @@ def node_parameters(args) -> dict:
     return params
 
 
-def make_scorer(args) -> DepthScorer:
-    return DepthScorer(crop=None if args.no_crop else "eigen", tolerance_ns=int(args.sync_tolerance * 1e9))
-
-
 # ------------------------------------------------------------------------ offline
 def run_offline(args, plan: BagPlan, params: dict) -> dict:
     from tqdm import tqdm
@@ -193,7 +189,7 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
                 if topic == plan.text_topic:
                     text = clean_text(bagio.decode(raw, bagio.STRING_TYPE).data, tokenizer, context)[0] or text
                 elif topic == plan.depth_topic:
-                    _add_gt(scorer, raw, args.gt_scale)
+                    add_bag_ground_truth(scorer, raw, args.gt_scale)
                 else:
                     msg = bagio.decode(raw, bagio.IMAGE_TYPE)
                     pred = estimator.predict(to_rgb8(msg), text)
@@ -206,16 +202,6 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
             "latency_kind": "model forward time", "scorer": scorer}
 
 
-def _add_gt(scorer, raw, scale, arrival=None) -> None:
-    msg = bagio.decode(raw, bagio.IMAGE_TYPE)
-    try:
-        depth = depth_in_metres(msg, scale)
-    except ValueError as exc:  # one odd frame in a long recording: skip it, say so
-        print(f"note: ground-truth frame skipped: {exc}", file=sys.stderr)
-        return
-    scorer.add_ground_truth(bagio.stamp_ns(msg.header), depth, arrival)
-
-
 # ------------------------------------------------------------------------ report
 def run(args) -> int:
     if not args.rate > 0:
@@ -225,7 +211,7 @@ def run(args) -> int:
     if args.offline:
         result = run_offline(args, plan, params)
     else:
-        from textdepth_ros.ros.live_eval import run_live
+        from textdepth_ros.bags.live_eval import run_live
 
         result = run_live(args, plan, params)
     scorer = result.pop("scorer")

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from textdepth_ros.errors import UserError
-from textdepth_ros.ros import bagio
+from textdepth_ros.bags import bagio
 from textdepth_ros.ros.node_process import NodeProcess, depth_node_argv
 
 NAMESPACE = "/textdepth_bag_eval"
@@ -55,10 +55,10 @@ def run_live(args, plan, params) -> dict:
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import Image
 
-    from textdepth_ros.ros.bag_eval import _add_gt, make_scorer
+    from textdepth_ros.bags.scoring import add_bag_ground_truth, make_scorer
     from textdepth_ros.ros.conversions import image_to_numpy
     from textdepth_ros.ros.fastdds_profile import use_shm_profile
-    from textdepth_ros.ros.replay import Replayer, publisher_qos
+    from textdepth_ros.bags.replay import Replayer, publisher_qos
 
     use_shm_profile()  # sets the env var the node subprocess inherits, too
     # The whole graph is on this machine: do not announce it on the robot's network.
@@ -89,7 +89,7 @@ def run_live(args, plan, params) -> dict:
 
     def on_published(topic, log_time, raw, wall):
         if topic == plan.depth_topic:
-            _add_gt(scorer, raw, args.gt_scale, wall)
+            add_bag_ground_truth(scorer, raw, args.gt_scale, wall)
         elif topic == plan.image_topic:
             sent[bagio.header_stamp_ns(raw)] = (wall, log_time)
             state["in"] += 1

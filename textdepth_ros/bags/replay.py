@@ -4,7 +4,7 @@ here): messages go out as the raw CDR bytes stored in the bag, on the bag's sche
 header stamps of the images it plays, so nodes with use_sim_time follow the camera.
 
 Used by `textdepth bag-eval --live`; also a small stand-in for `ros2 bag play`:
-  python -m textdepth_ros.ros.replay BAG [--rate 0.5] [--clock] [--topics /a /b]
+  python -m textdepth_ros.bags.replay BAG [--rate 0.5] [--clock] [--topics /a /b]
 """
 import argparse
 import sys
@@ -12,7 +12,7 @@ import threading
 import time
 
 from textdepth_ros.errors import UserError
-from textdepth_ros.ros import bagio
+from textdepth_ros.bags import bagio
 
 
 def publisher_qos(msgtype: str, transient_local: bool = False):
@@ -101,7 +101,7 @@ class Replayer:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m textdepth_ros.ros.replay", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m textdepth_ros.bags.replay", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bag", help="rosbag2 folder (mcap or sqlite3)")
     parser.add_argument("--rate", type=float, default=1.0, help="speed factor (1 = recorded rate)")

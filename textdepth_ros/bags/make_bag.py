@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from textdepth_ros.errors import UserError
-from textdepth_ros.ros import bagio
+from textdepth_ros.bags import bagio
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 

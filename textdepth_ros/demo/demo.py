@@ -92,7 +92,7 @@ def run(args) -> int:
     proc = start_node(args, out)
     try:
         wait_ready(proc, args.timeout)
-        from textdepth_ros.ros.demo_client import exchange  # rclpy loads only here
+        from textdepth_ros.demo.client import exchange  # rclpy loads only here
 
         result = exchange(NAMESPACE, args, TEXTS, args.timeout)
     finally:

@@ -1,0 +1,126 @@
+"""`evaluator_node`: scores a live depth stream against a depth sensor's stream.
+
+Subscribes `depth` (the prediction, 32FC1 metres) and `gt_depth` (the sensor, 16UC1
+millimetres or 32FC1 metres, aligned to the colour image), pairs them by header stamp
+(the depth node copies the input image's header, and an aligned depth image carries
+the colour image's stamp), and accumulates the PixelFormer metrics (metrics.py; the
+Eigen crop applies only to 480x640 frames). Every `summary_period` seconds it logs a
+line and publishes the JSON summary on `evaluation` (std_msgs/String); on shutdown it
+writes per-frame results + summary to `results_file`.
+
+Latency here is depth arrival minus arrival of the ground-truth frame with the same
+stamp: with `ros2 bag play` the sensor depth and the colour image leave together, so
+this is the node's end-to-end latency, transport included.
+
+  ros2 run textdepth_ros evaluator_node --ros-args -r depth:=/depth \
+      -r gt_depth:=/camera/depth/image_raw -p results_file:=results.json
+
+The matching + metrics core is scoring.py (no ROS), shared with `textdepth bag-eval`.
+"""
+import json
+import sys
+import time
+
+import numpy as np
+
+from textdepth_ros.bags.scoring import DepthScorer, depth_in_metres, write_results
+
+# ------------------------------------------------------------------------------- node
+PARAMETERS = {
+    "results_file": ("", "JSON file written on shutdown (per-frame metrics + summary); empty = none"),
+    "gt_depth_scale": (0.001, "metres per unit of 16UC1 ground truth (millimetres: 0.001)"),
+    "crop": ("eigen", "eigen (NYU crop, applied only to 480x640 frames) or none"),
+    "sync_tolerance": (0.0, "seconds: pair the nearest stamps within this; 0 = identical stamps only"),
+    "min_depth": (1e-3, "evaluation range lower bound (m)"),
+    "max_depth": (10.0, "evaluation range upper bound (m)"),
+    "summary_period": (5.0, "seconds between summary log lines / `evaluation` messages"),
+    "prediction_reliable": (True, "subscribe `depth` reliable (matches depth_node); false = best effort"),
+}
+
+
+def _make_node_class():
+    """The Node subclass, built on first use so DepthScorer needs no rclpy."""
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+
+    class EvaluatorNode(Node):
+        def __init__(self, **kwargs):
+            super().__init__("depth_evaluator", **kwargs)
+            self.params = {n: self.declare_parameter(n, d).value for n, (d, _) in PARAMETERS.items()}
+            crop = str(self.params["crop"]).lower()
+            self.scorer = DepthScorer(crop=None if crop in ("none", "") else "eigen",
+                                      tolerance_ns=int(float(self.params["sync_tolerance"]) * 1e9),
+                                      min_depth=float(self.params["min_depth"]), max_depth=float(self.params["max_depth"]))
+            reliability = ReliabilityPolicy.RELIABLE if self.params["prediction_reliable"] else ReliabilityPolicy.BEST_EFFORT
+            self.create_subscription(Image, "depth", self.on_prediction, QoSProfile(depth=20, reliability=reliability))
+            # Best effort accepts any publisher (camera drivers, bag play); deep enough
+            # that a burst is not lost while a callback scores.
+            self.create_subscription(Image, "gt_depth", self.on_ground_truth,
+                                     QoSProfile(depth=20, reliability=ReliabilityPolicy.BEST_EFFORT))
+            self.pub_summary = self.create_publisher(String, "evaluation", 10)
+            self.create_timer(max(float(self.params["summary_period"]), 0.1), self.publish_summary)
+            self.bad_gt = 0
+            self.get_logger().info(f"scoring {self.resolve_topic_name('depth')} against "
+                                   f"{self.resolve_topic_name('gt_depth')}")
+
+        def on_prediction(self, msg):
+            from textdepth_ros.ros.conversions import image_to_numpy
+
+            try:
+                depth = image_to_numpy(msg).astype(np.float32, copy=False)
+            except ValueError as exc:
+                self.get_logger().warn(f"prediction skipped: {exc}", throttle_duration_sec=5.0)
+                return
+            self.scorer.add_prediction(_stamp(msg), depth, arrival=time.monotonic())
+
+        def on_ground_truth(self, msg):
+            try:
+                depth = depth_in_metres(msg, float(self.params["gt_depth_scale"]))
+            except ValueError as exc:
+                self.bad_gt += 1
+                self.get_logger().warn(f"ground truth skipped: {exc}", throttle_duration_sec=5.0)
+                return
+            self.scorer.add_ground_truth(_stamp(msg), depth, arrival=time.monotonic())
+
+        def publish_summary(self):
+            if self.scorer.predictions_received or self.scorer.gt_received:
+                self.get_logger().info(self.scorer.summary_line())
+            self.pub_summary.publish(String(data=json.dumps(self.scorer.summary())))
+
+        def write(self):
+            path = self.params["results_file"]
+            if path:
+                write_results(path, self.scorer.summary(), self.scorer.frames, {"bad_ground_truth": self.bad_gt})
+                return path
+            return None
+
+    return EvaluatorNode
+
+
+def _stamp(msg) -> int:
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+def main(args=None) -> int:
+    import rclpy
+
+    from textdepth_ros.ros.fastdds_profile import use_shm_profile
+    from textdepth_ros.ros.spinning import run_until_shutdown
+
+    use_shm_profile()
+    rclpy.init(args=args)
+    node = _make_node_class()()
+
+    def report():
+        written = node.write()
+        # rclpy's logger may be gone after a signal: print the final line directly.
+        print(f"depth_evaluator: {node.scorer.summary_line()}" + (f"; results in {written}" if written else ""),
+              flush=True)
+
+    return run_until_shutdown(node, on_stop=report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""`textdepth demo`: depth_node on a rendered room sequence over real ROS 2 topics."""
