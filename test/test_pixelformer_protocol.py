@@ -206,3 +206,16 @@ def test_nyu_recipe_is_pixelformers_arguments_file(repo_root):
     assert "torch.optim.Adam([{'params': model.module.parameters()}],\n                                lr=args.learning_rate)" in train_py
     assert (t["optimizer"], t["weight_decay"], t["amp"], e["amp"]) == ("adam", 0.0, "none", "none")
     assert a["cutdepth"] == "pixelformer" and e["best_metrics"] == list(METRIC_NAMES) and e["flip_tta"]
+
+
+@needs_reference
+def test_pixelformers_own_lists_load():
+    train = read_list(REFERENCE / "data_splits/nyudepthv2_train_files_with_gt_dense.txt")
+    assert len(train) == 36253  # every line, none rejected
+    first = train[0]
+    assert (first.rgb, first.depth, first.scene) == ("bedroom_0130/rgb_00000.jpg", "bedroom_0130/sync_depth_00000.png",
+                                                     "bedroom_0130")
+    assert all(s.depth.split("/")[-1].startswith("sync_depth_") and s.focal == 518.8579 for s in train)
+    assert len({s.scene for s in train}) > 200  # scene folders, for the text template
+    test = read_list(REFERENCE / "data_splits/nyudepthv2_test_files_with_gt.txt")
+    assert len(test) == 654 and test[0].rgb == "bathroom/rgb_00045.jpg"
