@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from textdepth_ros.data.augment import AugmentConfig, augment, cut_depth, mask_border
+from textdepth_ros.data.augment import AugmentConfig, Draws, augment, apply, cut_depth_paper, mask_border
 from textdepth_ros.data.dataset import MatDataset
 from textdepth_ros.data.generate import generate_dataset
 from textdepth_ros.data.nyu import NYU_INTRINSICS, load_depth, load_rgb, read_list
@@ -26,6 +26,15 @@ def test_both_list_styles(tmp_path):
     assert (a.rgb, a.depth, a.focal, a.scene) == ("bathroom/rgb_00045.jpg", "bathroom/sync_depth_00045.png", 518.8579, "bathroom")
     assert (b.rgb, b.depth, b.scene) == ("kitchen_0028b/rgb_00045.jpg", "kitchen_0028b/sync_depth_00045.png", "kitchen_0028b")
     assert c.depth is None and c.focal == NYU_INTRINSICS["fx"]  # 0.0 in some list copies
+    # PixelFormer's dense list: three paths, no focal; the third is never read
+    lst.write_text("bedroom_0130/rgb_00000.jpg bedroom_0130/sync_depth_00000.png "
+                   "bedroom_0130/dense/sync_depth_dense_00000.png\n")
+    (d,) = read_list(lst)
+    assert (d.rgb, d.depth, d.focal, d.scene) == ("bedroom_0130/rgb_00000.jpg", "bedroom_0130/sync_depth_00000.png",
+                                                  NYU_INTRINSICS["fx"], "bedroom_0130")
+    lst.write_text("a.jpg b.png banana\n")
+    with pytest.raises(UserError, match="neither a focal length nor a path"):
+        read_list(lst)
     lst.write_text("only_one_field.jpg\n")
     with pytest.raises(UserError, match="list.txt:1"):
         read_list(lst)
@@ -121,14 +130,14 @@ def test_sunrgbd_depth_bit_rotation():
 
 
 def _image_from_depth(depth):
-    return np.repeat((depth / 10.0)[..., None], 3, axis=2).astype(np.float32)
+    return np.repeat((depth / 10.0 * 255).round()[..., None], 3, axis=2).astype(np.uint8)
 
 
 def test_geometric_augmentations_move_image_and_depth_together():
     rng = np.random.default_rng(1)
     depth = rng.uniform(1, 9, (60, 80)).astype(np.float32)
     depth = cv2.GaussianBlur(depth, (0, 0), 6)  # smooth, so bilinear ~ nearest
-    cfg = AugmentConfig(color=False, cutdepth=False, border_mask=False, rotate_degrees=2.5)
+    cfg = AugmentConfig(color=False, cutdepth="none", border_mask=False, rotate_degrees=2.5)
     for seed in range(6):  # covers flipped and unflipped draws
         image, out_depth = augment(_image_from_depth(depth), depth, np.random.default_rng(seed), cfg)
         inner = (slice(5, -5), slice(5, -5))
@@ -137,23 +146,45 @@ def test_geometric_augmentations_move_image_and_depth_together():
 
 def test_color_jitter_leaves_depth_alone_and_border_mask():
     depth = np.full((480, 640), 3.0, np.float32)
-    cfg = AugmentConfig(rotate_degrees=0, flip=False, cutdepth=False, color=True)
-    image, out = augment(np.full((480, 640, 3), 0.5, np.float32), depth, np.random.default_rng(3), cfg)
+    cfg = AugmentConfig(rotate_degrees=0, flip=False, cutdepth="none", color=True)
+    image, out = augment(np.full((480, 640, 3), 128, np.uint8), depth, np.random.default_rng(3), cfg)
     assert out[45:472, 43:608].min() == 3.0 and out[44].max() == 0 and out[:, 608].max() == 0
     assert 0.0 <= image.min() and image.max() <= 1.0
     assert mask_border(np.ones((120, 160), np.float32)).sum() == (118 - 11) * (152 - 11)  # scaled border
 
 
-def test_cutdepth_pastes_depth_in_the_right_place_on_non_square_images():
+def _one_rectangle(changed):
+    rows, cols = np.nonzero(changed)
+    return rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+
+
+def test_cutdepth_paper_variant_pastes_scaled_depth_inside_non_square_images():
     depth = np.add.outer(np.arange(40.0), np.arange(100.0) * 0.01).astype(np.float32) / 5  # rows != cols
+    cfg = AugmentConfig(rotate_degrees=0, flip=False, color=False, border_mask=False, cutdepth="paper")
     for seed in range(5):
-        image = np.full((40, 100, 3), -1.0, np.float32)
-        out = cut_depth(image, depth, np.random.default_rng(seed), p=0.75, max_depth=10.0)
-        changed = out[..., 0] != -1.0
-        assert changed.any()
-        np.testing.assert_allclose(out[..., 0][changed], np.clip(depth[changed] / 10.0, 0, 1))
-        rows, cols = np.nonzero(changed)
-        assert (out[rows.min():rows.max() + 1, cols.min():cols.max() + 1, 0] != -1).all()  # one rectangle
+        cut = tuple(np.random.default_rng(seed).uniform(0, 1, 4))
+        image, _ = apply(np.zeros((40, 100, 3), np.uint8), depth, Draws(0.0, cut, False, None), cfg)
+        changed = image[..., 0] != 0
+        np.testing.assert_allclose(image[..., 0][changed], np.clip(depth[changed] / 10.0, 0, 1))
+        top, bottom, left, right = _one_rectangle(changed)
+        assert (top, left) == (int(cut[1] * 40), int(cut[0] * 100))  # rows from b, columns from a
+        np.testing.assert_array_equal(cut_depth_paper(np.zeros((40, 100, 3), np.float32), depth, cut)[..., 0] != 0,
+                                      changed)
+
+
+def test_cutdepth_pixelformer_variant_geometry_and_metres():
+    # PixelFormer indexes rows with the horizontal start: on 480x640 a patch exists only
+    # while int(a * 640) < 480, and it holds metres (not scaled), in all three channels.
+    depth = np.full((480, 640), 7.5, np.float32)
+    cfg = AugmentConfig(rotate_degrees=0, flip=False, color=False, border_mask=False)
+    image, _ = apply(np.zeros((480, 640, 3), np.uint8), depth, Draws(0.0, (0.5, 0.25, 1.0, 1.0), False, None), cfg)
+    top, bottom, left, right = _one_rectangle(image[..., 0] != 0)
+    # l = int(0.5 * 640) = 320 rows down, u = int(0.25 * 480) = 120 columns in;
+    # w = int(320 * 0.75) = 240 columns, h = int(360 * 0.75) = 270 rows, cut at row 480
+    assert (top, bottom, left, right) == (320, 480, 120, 360)
+    assert set(np.unique(image)) == {0.0, 7.5}
+    empty, _ = apply(np.zeros((480, 640, 3), np.uint8), depth, Draws(0.0, (0.8, 0.25, 1.0, 1.0), False, None), cfg)
+    assert not empty.any()  # a >= 0.75: rows from 512 on, below the image
 
 
 def test_generator_writes_nyu_layout(tmp_path):

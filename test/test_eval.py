@@ -2,6 +2,7 @@
 import csv
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,7 +12,7 @@ from textdepth_ros.data.generate import generate_dataset
 from textdepth_ros.data.nyu import load_depth, read_list
 from textdepth_ros.metrics import METRIC_NAMES
 from textdepth_ros.model import build_model
-from textdepth_ros.training.evaluate import predict
+from textdepth_ros.training.evaluate import flip_tta_blend, predict
 
 from test_data import write_labeled_mat
 
@@ -21,7 +22,7 @@ def dataset(tmp_path_factory):
     return generate_dataset(tmp_path_factory.mktemp("nyu"), n_train=0, n_test=3, height=96, width=128, seed=5)
 
 
-def test_flip_tta_is_the_mean_of_two_passes():
+def test_flip_tta_fuses_the_two_passes_as_pixelformer():
     torch.manual_seed(0)
     model = build_model("tiny", pretrained=False).eval()
     images = torch.rand(2, 3, 96, 128)
@@ -29,8 +30,10 @@ def test_flip_tta_is_the_mean_of_two_passes():
     with torch.no_grad():
         plain = model(images, texts=texts)["depth"]
         mirrored = model(torch.flip(images, dims=[3]), texts=texts)["depth"]
-    expected = 0.5 * (plain + torch.flip(mirrored, dims=[3]))
+    expected = flip_tta_blend(plain, mirrored)  # = PixelFormer's post_process_depth (test_pixelformer_protocol)
     torch.testing.assert_close(predict(model, images, texts, flip_tta=True), expected)
+    middle = 0.5 * (plain + torch.flip(mirrored, dims=[3]))
+    torch.testing.assert_close(expected[..., 13:-13], middle[..., 13:-13])  # a plain mean past 10 % of the width
     torch.testing.assert_close(predict(model, images, texts, flip_tta=False), plain)
     assert not torch.allclose(expected, plain)  # the flip actually changes something
 
@@ -90,3 +93,54 @@ def test_checkpoint_eval_runs(dataset, tmp_path):
                  "--test-list", dataset["test_list"], "--out", str(tmp_path / "out"), "--num-workers", "0",
                  "--limit", "2"]) == 0
     assert json.loads((tmp_path / "out/results.json").read_text())["count"] == 2
+
+
+class _RunsCode:
+    """Pickles to a call that creates a file: what a malicious .npy could hold."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return pathlib.Path.touch, (pathlib.Path(self.marker),)
+
+
+def _copy_dataset(dataset, to):
+    import shutil
+
+    shutil.copytree(dataset["root"], to)
+    return str(to), str(to / "test_list.txt")
+
+
+@pytest.mark.parametrize("case", ["pickled npy", "prediction size", "gt size", "unreadable image (workers)"])
+def test_eval_bad_input_is_one_line_and_no_results(dataset, tmp_path, capsys, case):
+    from test_train import _only_error_line
+
+    root, test_list = _copy_dataset(dataset, tmp_path / "data")
+    first = read_list(test_list)[0]
+    source = ["--pred-dir", str(tmp_path / "pred")]
+    _write_preds({"root": root, "test_list": test_list}, tmp_path / "pred", 1.0)
+    pred_path = (tmp_path / "pred" / first.rgb).with_suffix(".npy")
+    if case == "pickled npy":
+        np.save(pred_path, np.array([_RunsCode(tmp_path / "code_ran")], dtype=object), allow_pickle=True)
+    elif case == "prediction size":
+        np.save(pred_path, np.ones((48, 64), np.float32))
+    elif case == "gt size":
+        cv2.imwrite(f"{root}/{first.depth}", np.full((48, 64), 2000, np.uint16))  # the RGB is 96x128
+    else:
+        (tmp_path / "data" / first.rgb).write_bytes(b"not a jpeg")
+    if "workers" in case:
+        from textdepth_ros.model.checkpoint import save_checkpoint
+
+        torch.manual_seed(0)
+        save_checkpoint(tmp_path / "m.safetensors", build_model("tiny", pretrained=False))
+        source = ["--checkpoint", str(tmp_path / "m.safetensors"), "--num-workers", "2"]
+    code = main(["eval", *source, "--data-root", root, "--test-list", test_list, "--out", str(tmp_path / "out")])
+    line = _only_error_line(capsys.readouterr().err, "eval")
+    assert code == 2 and not (tmp_path / "out").exists()
+    expected = {"pickled npy": "holds pickled Python objects, not a numeric array; refused", "prediction size": "prediction is 48x64, its ground truth",
+                "gt size": "is 48x64 but its image", "unreadable image (workers)": "cannot read image"}
+    assert expected[case] in line
+    assert not (tmp_path / "code_ran").exists()  # the pickle was never loaded

@@ -1,5 +1,6 @@
 """Evaluate depth on NYU Depth v2 under PixelFormer's protocol (Eigen crop, clamping to
-[1e-3, 10] m, flip test-time augmentation, per-image metrics averaged over images).
+[1e-3, 10] m, flip test-time augmentation as its post_process_depth, per-image metrics
+averaged over images).
 
 Inputs, one of:
   --checkpoint CKPT          a textdepth_ros checkpoint (.safetensors)
@@ -11,19 +12,21 @@ Data, one of:
   --nyu-mat nyu_depth_v2_labeled.mat   the official 654 test images straight from the .mat
 
 Prints the metric table, writes OUT/results.json (silog, abs_rel, log10, rmse, sq_rel,
-rmse_log, d1, d2, d3, count) and OUT/per_image.csv. --compare prints the paper's Table 1
-beside the result.
+rmse_log, d1, d2, d3, count) and OUT/per_image.csv, both or neither (a failed run
+leaves no partial results). --compare prints the paper's Table 1 beside the result.
 """
 import csv
+import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 from tqdm import tqdm
 
-from textdepth_ros.data.dataset import ListDataset, MatDataset, collate
+from textdepth_ros.data.dataset import ListDataset, Loader, MatDataset
 from textdepth_ros.data.nyu import load_depth, read_list
 from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.errors import UserError
@@ -96,7 +99,30 @@ def _dataset(args, scene_text):
     samples = [s for s in read_list(args.test_list) if s.depth is not None]
     if not samples:
         raise UserError(f"{args.test_list} has no entry with ground truth depth")
-    return ListDataset(args.data_root, samples, scene_text, augment_cfg=None, depth_loader=loader)
+    return ListDataset(args.data_root, samples, scene_text, augment_cfg=None, depth_loader=loader, list_name="test list")
+
+
+def load_prediction(path) -> np.ndarray:
+    """A prediction .npy as float32 HxW metres. Never unpickles (a pickled .npy can run
+    code): anything but a plain numeric array is one UserError."""
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise UserError(f"{path} is not a .npy file (save predictions with numpy.save)")
+    try:
+        pred = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise UserError(f"{path} holds pickled Python objects, not a numeric array; refused, "
+                            "pickles can run code") from None
+        raise UserError(f"{path} is not a readable .npy array ({str(exc).splitlines()[0]})") from None
+    except (OSError, EOFError) as exc:
+        raise UserError(f"{path} is not a readable .npy array ({type(exc).__name__}: {exc})") from None
+    if pred.dtype.kind not in "fiu":
+        raise UserError(f"{path} holds {pred.dtype} values, not depth in metres")
+    pred = pred.squeeze()
+    if pred.ndim != 2:
+        raise UserError(f"{path} has shape {pred.shape}; expected one HxW depth map")
+    return pred.astype(np.float32)
 
 
 def _eval_predictions(args, dataset, crop, per_image) -> dict:
@@ -104,19 +130,22 @@ def _eval_predictions(args, dataset, crop, per_image) -> dict:
     pred_dir = Path(args.pred_dir)
     if not pred_dir.is_dir():
         raise UserError(f"prediction folder not found: {pred_dir}")
-    for index in tqdm(range(len(dataset)), desc="eval", unit="img"):
-        item = dataset[index]
-        path = (pred_dir / item["name"]).with_suffix(".npy")
-        if not path.is_file():
-            raise UserError(f"missing prediction {path} (expected PRED_DIR/<rgb path>.npy)")
-        pred = np.load(path).astype(np.float32).squeeze()
-        gt = item["depth"][0].numpy()
-        if pred.shape != gt.shape:
-            raise UserError(f"{path}: prediction is {pred.shape}, ground truth is {gt.shape}")
-        metrics = evaluate_depth(pred, gt, crop=crop, min_depth=args.min_depth, max_depth=args.max_depth)
-        averager.add(metrics)
-        if metrics is not None:
-            per_image.append((item["name"], metrics))
+    with tqdm(total=len(dataset), desc="eval", unit="img", leave=False) as bar:
+        for index in range(len(dataset)):
+            item = dataset[index]
+            path = (pred_dir / item["name"]).with_suffix(".npy")
+            if not path.is_file():
+                raise UserError(f"missing prediction {path} (expected PRED_DIR/<rgb path>.npy)")
+            pred = load_prediction(path)
+            gt = item["depth"][0].numpy()
+            if pred.shape != gt.shape:
+                raise UserError(f"{path}: prediction is {'x'.join(map(str, pred.shape))}, its ground truth "
+                                f"{item['name']} is {'x'.join(map(str, gt.shape))} (predictions must be at the GT's size)")
+            metrics = evaluate_depth(pred, gt, crop=crop, min_depth=args.min_depth, max_depth=args.max_depth)
+            averager.add(metrics)
+            if metrics is not None:
+                per_image.append((item["name"], metrics))
+            bar.update(1)
     return averager.mean()
 
 
@@ -138,10 +167,29 @@ def _eval_model(args, dataset, crop, per_image) -> dict:
         print(f"warning: evaluating an UNTRAINED {model.config.get('name', '?')} model (no --checkpoint)")
     if args.amp == "fp16" and device.type != "cuda":
         raise UserError("--amp fp16 needs CUDA (use bf16 on CPU)")
-    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.num_workers,
-                        collate_fn=collate, pin_memory=device.type == "cuda")
+    loader = Loader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.num_workers,
+                    pin_memory=device.type == "cuda")
     return evaluate_model(model, loader, device, flip_tta=not args.no_flip, amp_dtype=AMP[args.amp], crop=crop,
                           min_depth=args.min_depth, max_depth=args.max_depth, per_image=per_image)
+
+
+def write_results(out: Path, metrics: dict, per_image) -> None:
+    """results.json and per_image.csv, each written to a temporary file and renamed, the
+    CSV first: results.json appears last, only when everything before it succeeded."""
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["name", *METRIC_NAMES])
+    for name, m in per_image:
+        writer.writerow([name, *(f"{m[k]:.6f}" for k in METRIC_NAMES)])
+    summary = json.dumps({k: metrics[k] for k in (*METRIC_NAMES, "count")}, indent=2) + "\n"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in (("per_image.csv", table.getvalue()), ("results.json", summary)):
+            tmp = out / f".{name}.tmp"
+            tmp.write_text(text)
+            os.replace(tmp, out / name)
+    except OSError as exc:
+        raise UserError(f"cannot write the results to {out}: {exc.strerror or exc}") from None
 
 
 def compare_table(metrics: dict) -> str:
@@ -179,13 +227,7 @@ def run(args) -> int:
     if metrics["count"] == 0:
         raise UserError("no image had a valid ground-truth pixel")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({k: metrics[k] for k in (*METRIC_NAMES, "count")}, indent=2) + "\n")
-    with open(out / "per_image.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["name", *METRIC_NAMES])
-        for name, m in per_image:
-            writer.writerow([name, *(f"{m[k]:.6f}" for k in METRIC_NAMES)])
+    write_results(out, metrics, per_image)
     print(format_table(metrics))
     print(f"{metrics['count']} images; wrote {out / 'results.json'} and {out / 'per_image.csv'}")
     if args.compare:

@@ -1,4 +1,4 @@
-"""The evaluation protocol, alone: PixelFormer's (= BTS's) NYU evaluation, exactly.
+"""The evaluation protocol, alone: PixelFormer's (= BTS's) NYU evaluation.
 
 Sources (PixelFormer `pixelformer/eval.py` and `utils.py`, inherited from BTS):
 - compute_errors: thresh = max(gt/pred, pred/gt); d1/d2/d3 = mean(thresh < 1.25^k);
@@ -10,6 +10,12 @@ Sources (PixelFormer `pixelformer/eval.py` and `utils.py`, inherited from BTS):
   with --eigen_crop on NYU the mask is ANDed with rows 45:471, cols 41:601.
 - metrics are computed per image and the per-image values averaged over images
   (eval.py sums each image's measures and divides by the number of images).
+- precision: its numpy code computes in the prediction's float32, and so do we for
+  float32 maps (float64 inputs stay float64): in float64, pixels at a threshold's edge
+  move d2/d3 by ~1e-5. Per-image metrics then equal its compute_errors'; we sum over
+  images in float64 (it sums in float32 on the GPU).
+- one deviation: a variance that round-off makes slightly negative gives silog 0 here,
+  NaN there.
 """
 import numpy as np
 
@@ -23,10 +29,16 @@ EIGEN_CROP = (45, 471, 41, 601)
 NYU_SHAPE = (480, 640)
 
 
+def _float_dtype(*arrays):
+    """float32 if every array is float32 (a real prediction and GT), else float64."""
+    return np.float32 if all(np.asarray(a).dtype == np.float32 for a in arrays) else np.float64
+
+
 def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict:
-    """Metrics of 1-D arrays of valid pixels (gt > 0, pred > 0), float64 maths."""
-    gt = np.asarray(gt, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64)
+    """Metrics of 1-D arrays of valid pixels (gt > 0, pred > 0), in their precision."""
+    dtype = _float_dtype(gt, pred)
+    gt = np.asarray(gt, dtype=dtype)
+    pred = np.asarray(pred, dtype=dtype)
     thresh = np.maximum(gt / pred, pred / gt)
     err = np.log(pred) - np.log(gt)
     # max(., 0): float round-off can make the variance a hair negative when e is constant.
@@ -45,7 +57,7 @@ def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict:
 
 
 def clamp_prediction(pred: np.ndarray, min_depth: float = MIN_DEPTH_EVAL, max_depth: float = MAX_DEPTH_EVAL) -> np.ndarray:
-    pred = np.array(pred, dtype=np.float64)  # a copy: the caller's array is not touched
+    pred = np.array(pred, dtype=_float_dtype(pred))  # a copy: the caller's array is not touched
     pred[pred < min_depth] = min_depth
     pred[pred > max_depth] = max_depth
     pred[np.isinf(pred)] = max_depth

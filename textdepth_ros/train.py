@@ -1,49 +1,55 @@
-"""Train on NYU Depth v2 (or any list in its layout) with PixelFormer's recipe:
-AdamW (lr 4e-5, weight decay 1e-2), poly decay 0.9 to 0.1x, SILog loss, rotation /
-flip / colour augmentation, CutDepth, periodic evaluation under the test protocol.
+"""Train on NYU Depth v2 (or any list in its layout). The default recipe
+(config/train_nyu.yaml) is what PixelFormer's code ran: Adam lr 4e-5 without weight
+decay, poly decay 0.9 to 0.1x, SILog loss, border mask / rotation / CutDepth / flip /
+colour jitter in its dataloader's order, fp32, evaluation every 1000 steps keeping the
+best checkpoint per metric. Our variants are options (train.optimizer adamw,
+train.amp bf16, augment.cutdepth paper).
 
   textdepth train --config config/train_nyu.yaml --set data.root=... --out runs/nyu
   torchrun --nproc_per_node 8 -m textdepth_ros.cli train --config ...   (DDP, NCCL)
 
-Writes OUT/best.safetensors (best eval.best_metric), OUT/last.safetensors +
-OUT/last_state.pt (exact resume with --resume), OUT/tb/ (TensorBoard), OUT/texts.txt.
-train.batch_size is the global batch (split over processes, as BTS/PixelFormer do).
+Writes OUT/best_<metric>.safetensors (one per eval.best_metrics), OUT/last.safetensors +
+OUT/last_state.pt (resume with --resume), OUT/tb/ (TensorBoard), OUT/texts.txt.
+train.batch_size is the global batch (split over processes, as PixelFormer does).
 """
+import math
 import time
 from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 from tqdm import tqdm
 
 from textdepth_ros.data.augment import AugmentConfig
-from textdepth_ros.data.dataset import ListDataset, collate
+from textdepth_ros.data.dataset import ListDataset, Loader
 from textdepth_ros.data.nyu import read_list
 from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.errors import UserError
 from textdepth_ros.model import build_model
-from textdepth_ros.model.checkpoint import save_checkpoint
 from textdepth_ros.model.warm_start import describe_warm_start, warm_start
 from textdepth_ros.paths import config_dir
 from textdepth_ros.training import distributed, state
+from textdepth_ros.training.best import update_best
 from textdepth_ros.training.config import load_train_config
 from textdepth_ros.training.evaluate import evaluate_model, shard
 from textdepth_ros.training.loss import silog_loss
 from textdepth_ros.training.optim import build_optimizer, build_scheduler
 from textdepth_ros.training.tblog import log_panel
+from textdepth_ros.training.text_table import TextTable
 
 AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--config", default=str(config_dir() / "train_nyu.yaml"),
-                        help="training YAML (default config/train_nyu.yaml: the paper recipe)")
+                        help="training YAML (default config/train_nyu.yaml: PixelFormer's recipe with the paper's model)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config entry, e.g. --set data.root=/data/nyu --set train.epochs=5 (repeatable)")
     parser.add_argument("--out", help="run folder (overrides log.out_dir)")
-    parser.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.safetensors + OUT/last_state.pt")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUT/last.safetensors + OUT/last_state.pt (refused if they are not one save)")
     parser.add_argument("--init-from", metavar="CHECKPOINT",
                         help="start from this checkpoint's weights wherever name and shape match (e.g. PixelFormer's, "
                              "imported with import-pixelformer); the rest keep their init; ignored with --resume")
@@ -61,42 +67,66 @@ def run(args) -> int:
     return 0
 
 
-def _loaders(cfg, ctx, per_proc):
-    d, e = cfg["data"], cfg["eval"]
+def _datasets(cfg):
+    """Train and test datasets; every listed file is checked before the model is built."""
+    d = cfg["data"]
     scene_text = SceneText(d["text_template"], d["captions_dir"])
     train_set = ListDataset(d["root"], read_list(d["train_list"]), scene_text, AugmentConfig(**cfg["augment"]),
-                            seed=cfg["train"]["seed"])
-    sampler = distributed.ResumableSampler(train_set, ctx, cfg["train"]["seed"])
-    # Own generator: creating a loader iterator must not draw from the global RNG
-    # (that would make a resumed run's dropout/drop-path differ).
-    train_loader = DataLoader(train_set, batch_size=per_proc, sampler=sampler, num_workers=d["num_workers"],
-                              collate_fn=collate, drop_last=True, pin_memory=ctx.device.type == "cuda",
-                              generator=torch.Generator().manual_seed(cfg["train"]["seed"]))
-    test_loader = None
+                            seed=cfg["train"]["seed"], list_name="train list")
+    test_set = None
     if d["test_list"]:
         # BTS/PixelFormer keep the test images in another tree (data_path_eval)
-        test_set = ListDataset(d["test_root"] or d["root"], [s for s in read_list(d["test_list"]) if s.depth], scene_text)
+        test_set = ListDataset(d["test_root"] or d["root"], [s for s in read_list(d["test_list"]) if s.depth],
+                               scene_text, list_name="test list")
+    return train_set, test_set
+
+
+def _loaders(cfg, ctx, train_set, test_set, per_proc):
+    t, e, workers = cfg["train"], cfg["eval"], cfg["data"]["num_workers"]
+    sampler = distributed.ResumableSampler(len(train_set), ctx, t["seed"], t["batch_size"] * t["accumulate"])
+    # Own generator, reseeded per epoch: starting a loader must not draw from the global
+    # RNG (dropout / drop-path), and its worker seeds then depend on (seed, epoch) only.
+    train_loader = Loader(train_set, batch_size=per_proc, sampler=sampler, num_workers=workers,
+                          pin_memory=ctx.device.type == "cuda", generator=torch.Generator())
+    test_loader = None
+    if test_set is not None:
         n = min(len(test_set), e["limit"] or len(test_set))
-        test_loader = DataLoader(Subset(test_set, shard(n, ctx.rank, ctx.world)), batch_size=e["batch_size"],
-                                 num_workers=d["num_workers"], collate_fn=collate)
-    return train_set, sampler, train_loader, test_loader
+        test_loader = Loader(Subset(test_set, shard(n, ctx.rank, ctx.world)), batch_size=e["batch_size"],
+                             num_workers=workers, generator=torch.Generator().manual_seed(0))
+    return sampler, train_loader, test_loader
+
+
+def _forward(ddp, images, texts, embedding):
+    """Depth of a training batch; a BatchNorm that gets one value per channel (batch 1
+    per process and a 1x1 feature map) is a configuration problem, said in one line."""
+    try:
+        if embedding is None:
+            return ddp(images, texts=texts)["depth"]
+        return ddp(images, text_embedding=embedding)["depth"]
+    except ValueError as exc:
+        if "Expected more than 1 value per channel" not in str(exc):
+            raise
+        raise UserError("a BatchNorm layer of this model sees one value per channel with "
+                        f"{images.shape[0]} image(s) per process: raise train.batch_size, "
+                        "or set train.sync_bn true on GPUs") from None
 
 
 def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
-    """The training loop; returns a summary (losses, throughput, last/best metrics, the
+    """The training loop; returns a summary (losses, throughput, last eval, bests, the
     trained model unwrapped from DDP)."""
     ctx = ctx or distributed.Context(torch.device("cpu"))
     t, e, lg = cfg["train"], cfg["eval"], cfg["log"]
     out = Path(lg["out_dir"])
     amp_dtype = AMP[t["amp"]]
-    if t["amp"] == "fp16" and ctx.device.type != "cuda":
-        raise UserError("train.amp fp16 needs CUDA (bf16 works on CPU)")
+    if "fp16" in (t["amp"], e["amp"]) and ctx.device.type != "cuda":
+        raise UserError("fp16 autocast needs CUDA (bf16 works on CPU)")
     if t["batch_size"] % ctx.world:
         raise UserError(f"train.batch_size {t['batch_size']} is not divisible by {ctx.world} processes")
     per_proc = t["batch_size"] // ctx.world
-    sync_bn = ctx.distributed and ctx.device.type == "cuda"  # SyncBatchNorm: statistics over the global batch
-    if (t["batch_size"] if sync_bn else per_proc) < 2:
-        raise UserError("BatchNorm needs at least 2 images per process (raise train.batch_size)")
+    train_set, test_set = _datasets(cfg)
+    images_per_step = t["batch_size"] * t["accumulate"]
+    if len(train_set) < images_per_step:
+        raise UserError(f"{len(train_set)} training images are fewer than one optimizer step needs ({images_per_step})")
     torch.manual_seed(t["seed"])  # identical initial weights on every rank
     warm = init_from and not resume
     model = build_model(cfg["model"], variant=cfg["variant"], pretrained=t["pretrained"] and not warm)
@@ -105,38 +135,45 @@ def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
         if ctx.is_main:
             print(describe_warm_start(report))
     model = model.to(ctx.device)
-    train_set, sampler, loader, test_loader = _loaders(cfg, ctx, per_proc)
-    steps_per_epoch = len(sampler) // per_proc // t["accumulate"]
-    if steps_per_epoch == 0:
-        raise UserError(f"{len(train_set)} training images are fewer than one optimizer step needs")
-    batches_used = steps_per_epoch * t["accumulate"]  # a trailing partial accumulation group is dropped
-    optimizer = build_optimizer(model, t["lr"], t["weight_decay"])
+    sampler, loader, test_loader = _loaders(cfg, ctx, train_set, test_set, per_proc)
+    steps_per_epoch = sampler.total // images_per_step
+    batches_per_epoch = steps_per_epoch * t["accumulate"]
+    optimizer = build_optimizer(model, t["optimizer"], t["lr"], t["weight_decay"])
     scheduler = build_scheduler(optimizer, t["epochs"] * steps_per_epoch, t["end_lr_ratio"], t["poly_power"])
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=t["amp"] == "fp16")  # bf16 needs no scaling
-    progress = {"step": 0, "epoch": 0, "batch": 0, "best": None}
+    progress = {"step": 0, "epoch": 0, "batch": 0, "best": {}}
     if resume:
+        if ctx.is_main:
+            state.check_pair(out)  # completes an interrupted save before the others read it
+        ctx.barrier()
         progress = state.load_last(out, model, optimizer, scheduler, scaler, ctx.device)
-    ddp = distributed.wrap_model(model, ctx)
+    texts = Counter(train_set.text(i) for i in range(len(train_set)))
+    text_table = TextTable(model, texts) if model.uses_text else None
+    ddp = distributed.wrap_model(model, ctx, t["sync_bn"])
     writer = None
     if ctx.is_main:
         from torch.utils.tensorboard import SummaryWriter
 
         out.mkdir(parents=True, exist_ok=True)
-        writer = SummaryWriter(str(out / "tb"))
-        texts = Counter(train_set.text(i) for i in range(len(train_set)))
+        # purge_step: events a killed run logged after its last save are dropped from the curves
+        writer = SummaryWriter(str(out / "tb"), purge_step=progress["step"] if resume else None)
         (out / "texts.txt").write_text("".join(f"{n}\t{text}\n" for text, n in texts.most_common()))
         print(f"{len(train_set)} train images, {len(texts)} distinct texts (e.g. {next(iter(texts))!r}); "
               f"{ctx.world} process(es) x {per_proc} images, accumulate {t['accumulate']}, "
-              f"{steps_per_epoch} steps/epoch, amp {t['amp']}, device {ctx.device}")
+              f"{steps_per_epoch} steps/epoch, {t['optimizer']}, amp {t['amp']}, device {ctx.device}")
     extra = {"train_config": cfg}
     summary = {"losses": [], "images": 0, "seconds": 0.0, "eval": None}
 
     def evaluate(step):
         distributed.sync_buffers(model, ctx)
         panels = {}
-        metrics = evaluate_model(ddp, test_loader, ctx.device, e["flip_tta"], amp_dtype,
-                                 None if e["crop"] in (None, "none") else e["crop"], e["min_depth"], e["max_depth"],
-                                 progress=False, first_batch_out=panels if ctx.is_main else None)
+        if model.uses_text:
+            model.text_encoder.clear_cache()  # each evaluation encodes its texts afresh: no history
+        # Evaluation must not move the training RNG: a resumed run does not repeat it.
+        with torch.random.fork_rng(devices=[ctx.device.index or 0] if ctx.device.type == "cuda" else []):
+            metrics = evaluate_model(ddp, test_loader, ctx.device, e["flip_tta"], AMP[e["amp"]],
+                                     None if e["crop"] in (None, "none") else e["crop"], e["min_depth"],
+                                     e["max_depth"], progress=False, first_batch_out=panels if ctx.is_main else None)
         summary["eval"] = metrics
         if not ctx.is_main:
             return
@@ -145,16 +182,12 @@ def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
         if panels:
             b = panels["batch"]
             log_panel(writer, "eval/rgb_pred_gt_error", b["image"][0].numpy(), panels["pred"][0, 0], b["depth"][0, 0].numpy(), step)
-        key, best = e["best_metric"], progress["best"]
-        lower = key not in ("d1", "d2", "d3")
-        if best is None or (metrics[key] < best["value"] if lower else metrics[key] > best["value"]):
-            progress["best"] = {"metric": key, "value": float(metrics[key]), "step": step}
-            save_checkpoint(out / "best.safetensors", model, extra=dict(extra, step=step, metrics=metrics))
+        better = update_best(out, progress["best"], metrics, step, model, extra, e["best_metrics"])
         tqdm.write(f"step {step}: " + " ".join(f"{k} {metrics[k]:.4f}" for k in ("abs_rel", "rmse", "d1", "silog"))
-                   + f" (best {progress['best']['metric']} {progress['best']['value']:.4f} @ {progress['best']['step']})")
+                   + (f" (new best: {', '.join(better)})" if better else ""))
 
     def save(step, epoch, batch):
-        if batch >= batches_used:
+        if batch >= batches_per_epoch:
             epoch, batch = epoch + 1, 0
         progress.update(step=step, epoch=epoch, batch=batch)
         if ctx.is_main:
@@ -162,65 +195,73 @@ def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
         ctx.barrier()
 
     step, stop = progress["step"], False
-    total = t["epochs"] * steps_per_epoch
-    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not ctx.is_main)
-    ddp.train()
-    for epoch in range(progress["epoch"], t["epochs"]):
-        start_batch = progress["batch"] if epoch == progress["epoch"] else 0
-        train_set.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        sampler.start = start_batch * per_proc
-        micro, tic = start_batch, time.perf_counter()
-        for batch in loader:
-            if micro >= batches_used:
-                break
-            images = batch["image"].to(ctx.device, non_blocking=True)
-            gt = batch["depth"].to(ctx.device, non_blocking=True)
-            sync = (micro + 1) % t["accumulate"] == 0
-            with ddp.no_sync() if ctx.distributed and not sync else nullcontext():
-                with torch.autocast(ctx.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                    pred = ddp(images, texts=batch["text"])["depth"]
-                loss = silog_loss(pred, gt, t["variance_focus"], t["loss_min_depth"])
-                if loss is None:  # no valid pixel: a zero loss keeps DDP's gradient hooks in step
-                    loss = pred.sum() * 0.0
-                scaler.scale(loss / t["accumulate"]).backward()
-            micro += 1
-            summary["losses"].append(float(loss.detach()))
-            summary["images"] += images.shape[0] * ctx.world
-            if not sync:
-                continue
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            step += 1
-            summary["seconds"] += time.perf_counter() - tic
-            bar.update(1)
-            if ctx.is_main and step % lg["log_every"] == 0:
-                writer.add_scalar("train/loss", summary["losses"][-1], step)
-                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-                writer.add_scalar("train/images_per_s", summary["images"] / max(summary["seconds"], 1e-9), step)
-                bar.set_postfix(loss=f"{summary['losses'][-1]:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-            if ctx.is_main and lg["image_every"] and step % lg["image_every"] == 0:
-                log_panel(writer, "train/rgb_pred_gt_error", images[0].float().cpu().numpy(),
-                          pred[0, 0].detach().float().cpu().numpy(), gt[0, 0].cpu().numpy(), step)
-            stop = bool(t["max_steps"]) and step >= t["max_steps"]
-            if (lg["save_every"] and step % lg["save_every"] == 0) or stop:
-                save(step, epoch, micro)
-            if test_loader is not None and e["every_steps"] and step % e["every_steps"] == 0:
-                evaluate(step)
+    bar = tqdm(total=t["epochs"] * steps_per_epoch, initial=step, desc="train", unit="step", disable=not ctx.is_main)
+    try:
+        ddp.train()
+        for epoch in range(progress["epoch"], t["epochs"]):
+            start_batch = progress["batch"] if epoch == progress["epoch"] else 0
+            train_set.set_epoch(epoch)
+            sampler.set_epoch(epoch)
+            sampler.start = start_batch * per_proc
+            loader.generator.manual_seed(t["seed"] + epoch)
+            micro, tic = start_batch, time.perf_counter()
+            for batch in loader:
+                images = batch["image"].to(ctx.device, non_blocking=True)
+                gt = batch["depth"].to(ctx.device, non_blocking=True)
+                sync = (micro + 1) % t["accumulate"] == 0
+                with ddp.no_sync() if ctx.distributed and not sync else nullcontext():
+                    with torch.autocast(ctx.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                        embedding = text_table(batch["text"]) if text_table is not None else None
+                        pred = _forward(ddp, images, batch["text"], embedding)
+                    loss = silog_loss(pred, gt, t["variance_focus"], t["loss_min_depth"])
+                    if loss is None:  # no valid pixel: a zero loss keeps DDP's gradient hooks in step
+                        loss = pred.sum() * 0.0
+                    scaler.scale(loss / t["accumulate"]).backward()
+                micro += 1
+                summary["losses"].append(float(loss.detach()))
+                if amp_dtype != torch.float16 and not math.isfinite(summary["losses"][-1]):
+                    # PixelFormer aborts on a NaN loss too; fp16's GradScaler skips such steps itself
+                    raise UserError(f"the training loss is {summary['losses'][-1]} at step {step + 1}; stopped "
+                                    f"before it reaches the weights (resume from the last save with a lower train.lr)")
+                summary["images"] += images.shape[0] * ctx.world
+                if not sync:
+                    continue
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                step += 1
+                summary["seconds"] += time.perf_counter() - tic
+                bar.update(1)
+                if ctx.is_main and step % lg["log_every"] == 0:
+                    writer.add_scalar("train/loss", summary["losses"][-1], step)
+                    writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+                    writer.add_scalar("train/images_per_s", summary["images"] / max(summary["seconds"], 1e-9), step)
+                    bar.set_postfix(loss=f"{summary['losses'][-1]:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                if ctx.is_main and lg["image_every"] and step % lg["image_every"] == 0:
+                    log_panel(writer, "train/rgb_pred_gt_error", images[0].float().cpu().numpy(),
+                              pred[0, 0].detach().float().cpu().numpy(), gt[0, 0].cpu().numpy(), step)
+                epoch_done = micro >= batches_per_epoch
+                stop = bool(t["max_steps"]) and step >= t["max_steps"]
+                # Evaluate before saving, so the saved state holds this evaluation's bests.
+                if test_loader is not None and ((e["every_steps"] and step % e["every_steps"] == 0)
+                                                or (epoch_done and e["every_epoch"])):
+                    evaluate(step)
+                if (lg["save_every"] and step % lg["save_every"] == 0) or epoch_done or stop:
+                    save(step, epoch, micro)
+                if stop or epoch_done:
+                    break
+                tic = time.perf_counter()
             if stop:
                 break
-            tic = time.perf_counter()
-        if stop:
-            break
-        save(step, epoch, batches_used)
-        if test_loader is not None:
-            evaluate(step)
-    bar.close()
+    except BaseException:
+        bar.leave = False  # what stays on screen is the error line, not a stale bar
+        raise
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()  # what was logged stays logged, also after an error
     distributed.sync_buffers(model, ctx)
-    if writer is not None:
-        writer.close()
     summary.update(step=step, best=progress["best"], model=model,
                    images_per_s=summary["images"] / max(summary["seconds"], 1e-9))
     if ctx.is_main:

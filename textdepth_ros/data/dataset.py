@@ -1,15 +1,19 @@
-"""torch Datasets over NYU-layout lists (and SUN RGB-D lists) and the labeled .mat.
+"""torch Datasets over NYU-layout lists (and SUN RGB-D lists) and the labeled .mat, and
+the DataLoader that carries their errors out of worker processes as one line.
 
 An item is dict(image [3,H,W] float32 RGB in [0,1], depth [1,H,W] float32 metres
 (0 = invalid), text str, name str (the list's rgb path), index int).
 """
+from pathlib import Path
+
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from textdepth_ros.data.augment import AugmentConfig, augment
 from textdepth_ros.data.nyu import Sample, load_depth, load_rgb
 from textdepth_ros.data.scene_text import SceneText
+from textdepth_ros.errors import UserError
 
 
 def _to_item(rgb_float: np.ndarray, depth: np.ndarray, text: str, name: str, index: int) -> dict:
@@ -26,9 +30,10 @@ class ListDataset(Dataset):
     """Samples of a list file. `augment_cfg` None = evaluation (no augmentation)."""
 
     def __init__(self, root, samples, scene_text: SceneText, augment_cfg: AugmentConfig = None,
-                 seed: int = 0, depth_loader=load_depth):
+                 seed: int = 0, depth_loader=load_depth, list_name: str = "list"):
         self.root = root
         self.samples = [s for s in samples if s.depth is not None] if augment_cfg else list(samples)
+        check_files_exist(root, self.samples, list_name)
         self.scene_text = scene_text
         self.augment_cfg = augment_cfg
         self.seed = seed
@@ -46,14 +51,19 @@ class ListDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sample: Sample = self.samples[index]
-        image = load_rgb(self.root, sample).astype(np.float32) / 255.0
+        image = load_rgb(self.root, sample)
         if sample.depth is not None:
             depth = self.depth_loader(self.root, sample)
+            if depth.shape != image.shape[:2]:
+                raise UserError(f"depth {Path(self.root) / sample.depth} is {depth.shape[0]}x{depth.shape[1]} but "
+                                f"its image {Path(self.root) / sample.rgb} is {image.shape[0]}x{image.shape[1]}")
         else:
             depth = np.zeros(image.shape[:2], np.float32)
         if self.augment_cfg is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             image, depth = augment(image, depth, rng, self.augment_cfg)
+        else:
+            image = image.astype(np.float32) / 255.0
         return _to_item(image, depth, self.text(index), sample.rgb, index)
 
 
@@ -89,8 +99,21 @@ class MatDataset(Dataset):
         return _to_item(image, self._mat.depth(i), self.text(index), item_name(self.scenes[index], i), index)
 
 
+def check_files_exist(root, samples, list_name: str = "list") -> None:
+    """Fail before training or evaluating, not hours in, when list entries are missing."""
+    root = Path(root)
+    missing = [root / p for s in samples for p in (s.rgb, s.depth) if p is not None and not (root / p).is_file()]
+    if missing:
+        raise UserError(f"{len(missing)} file(s) of the {list_name} are missing under {root} (first: {missing[0]}); "
+                        f"list paths are relative to the data root")
+
+
 def collate(items) -> dict:
-    """Stack tensors, keep strings and ints as lists (texts go to the text encoder)."""
+    """Stack tensors, keep strings and ints as lists (texts go to the text encoder).
+    An item that failed (see Loader) makes the whole batch that failure."""
+    failed = [it for it in items if "error" in it]
+    if failed:
+        return failed[0]
     return {
         "image": torch.stack([it["image"] for it in items]),
         "depth": torch.stack([it["depth"] for it in items]),
@@ -98,3 +121,36 @@ def collate(items) -> dict:
         "name": [it["name"] for it in items],
         "index": [it["index"] for it in items],
     }
+
+
+class _ErrorsAsItems(Dataset):
+    """Runs in the worker: a UserError becomes an item carrying its message, because
+    an exception raised in a DataLoader worker reaches the main process re-raised with
+    the worker's whole traceback in its message."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        try:
+            return self.dataset[index]
+        except UserError as exc:
+            return {"error": str(exc)}
+
+
+class Loader(DataLoader):
+    """DataLoader with `collate`, whose dataset errors (a missing or unreadable file,
+    sizes that disagree) are raised in the main process as one clear UserError, with
+    or without worker processes."""
+
+    def __init__(self, dataset, **kwargs):
+        super().__init__(_ErrorsAsItems(dataset), collate_fn=collate, **kwargs)
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            if "error" in batch:
+                raise UserError(batch["error"])
+            yield batch

@@ -1,8 +1,13 @@
 """NYU Depth v2 in the BTS/PixelFormer layout: list files + scene folders.
 
-A list line is `RGB DEPTH FOCAL`, paths relative to the data root:
+A list line is `RGB DEPTH [FOCAL]`, paths relative to the data root:
   test (Eigen, 654 lines):  `bathroom/rgb_00045.jpg bathroom/sync_depth_00045.png 518.8579`
-  train (BTS / PixelFormer): `/kitchen_0028b/rgb_00045.jpg /kitchen_0028b/sync_depth_00045.png 518.8579`
+  train (BTS, 24,231 lines): `/kitchen_0028b/rgb_00045.jpg /kitchen_0028b/sync_depth_00045.png 518.8579`
+  train (PixelFormer's nyudepthv2_train_files_with_gt_dense.txt, 36,253 lines): three
+    paths, `bedroom_0130/rgb_00000.jpg bedroom_0130/sync_depth_00000.png
+    bedroom_0130/dense/sync_depth_dense_00000.png`. PixelFormer's dataloader reads the
+    first two and never the third (it fixes the focal length at 518.8579), so neither
+    do we: a third field that is not a number is ignored.
 The train lists' leading '/' is not an absolute path: BTS joins it as
 `data_path + "./" + path`; we strip it. DEPTH may be 'None' (images without GT).
 Depth PNGs are uint16 millimetres (BTS divides by 1000); 0 means no measurement.
@@ -33,6 +38,14 @@ def _relative(path: str) -> str:
     return path.lstrip("/")
 
 
+def _focal(field: str) -> "float | None":
+    """The third column: a focal length, or NYU's when it is a path (the dense list)."""
+    try:
+        return float(field)
+    except ValueError:
+        return NYU_FOCAL if "/" in field or "." in field else None
+
+
 def parse_line(line: str, where: str = "") -> "Sample | None":
     """One list line -> Sample; blank lines and '#' comments -> None."""
     fields = line.split()
@@ -42,10 +55,9 @@ def parse_line(line: str, where: str = "") -> "Sample | None":
         raise UserError(f"{where}: expected 'RGB DEPTH [FOCAL]', got {line.strip()!r}")
     rgb = _relative(fields[0])
     depth = None if fields[1] == "None" else _relative(fields[1])
-    try:
-        focal = float(fields[2]) if len(fields) > 2 else NYU_FOCAL
-    except ValueError:
-        raise UserError(f"{where}: focal length {fields[2]!r} is not a number") from None
+    focal = _focal(fields[2]) if len(fields) > 2 else NYU_FOCAL
+    if focal is None:
+        raise UserError(f"{where}: third field {fields[2]!r} is neither a focal length nor a path")
     if focal <= 0:  # some copies of the lists write 0.0; NYU has one camera
         focal = NYU_FOCAL
     scene = rgb.split("/")[0] if "/" in rgb else ""

@@ -5,10 +5,14 @@ import copy
 
 import yaml
 
+from textdepth_ros.data.augment import AugmentConfig
 from textdepth_ros.errors import UserError
+from textdepth_ros.metrics import METRIC_NAMES
+from textdepth_ros.training.optim import OPTIMIZERS
 from textdepth_ros.yaml_io import read_yaml_mapping
 
-# PixelFormer's NYU recipe (DESIGN.md "Train recipe"); see config/train_nyu.yaml.
+# What PixelFormer's code ran on NYU (configs/arguments_train_nyu.txt + train.py +
+# dataloader.py); config/train_nyu.yaml spells it out and says where ours differs.
 DEFAULTS = {
     "model": "paper",  # model config name or .yaml path
     "variant": None,  # baseline / trca / tbcp / full; None = as the model config says
@@ -18,16 +22,16 @@ DEFAULTS = {
     },
     "augment": {
         "rotate_degrees": 2.5, "flip": True, "color": True, "brightness": [0.75, 1.25],
-        "border_mask": True, "cutdepth": True, "cutdepth_p": 0.75, "max_depth": 10.0,
+        "border_mask": True, "cutdepth": "pixelformer", "cutdepth_p": 0.75, "max_depth": 10.0,
     },
     "train": {
         "epochs": 20, "batch_size": 8, "accumulate": 1, "lr": 4.0e-5, "end_lr_ratio": 0.1,
-        "poly_power": 0.9, "weight_decay": 1.0e-2, "variance_focus": 0.85, "loss_min_depth": 0.1,
-        "amp": "none", "seed": 0, "max_steps": None, "device": "auto", "pretrained": True,
+        "poly_power": 0.9, "optimizer": "adam", "weight_decay": 0.0, "variance_focus": 0.85, "loss_min_depth": 0.1,
+        "amp": "none", "sync_bn": False, "seed": 0, "max_steps": None, "device": "auto", "pretrained": True,
     },
     "eval": {
-        "every_steps": 0, "flip_tta": True, "crop": "eigen", "min_depth": 1.0e-3, "max_depth": 10.0,
-        "batch_size": 1, "best_metric": "abs_rel", "limit": None,
+        "every_steps": 1000, "every_epoch": False, "flip_tta": True, "crop": "eigen", "min_depth": 1.0e-3,
+        "max_depth": 10.0, "batch_size": 1, "amp": "none", "best_metrics": list(METRIC_NAMES), "limit": None,
     },
     "log": {"out_dir": "runs/nyu", "log_every": 20, "image_every": 500, "save_every": 1000},
 }
@@ -75,8 +79,17 @@ def validate(cfg: dict) -> None:
     for key in ("root", "train_list"):
         if not d[key]:
             raise UserError(f"data.{key} is not set (in the YAML or with --set data.{key}=...)")
-    if t["amp"] not in ("none", "bf16", "fp16"):
-        raise UserError(f"train.amp must be none, bf16 or fp16, not {t['amp']!r}")
+    for where, amp in (("train.amp", t["amp"]), ("eval.amp", cfg["eval"]["amp"])):
+        if amp not in ("none", "bf16", "fp16"):
+            raise UserError(f"{where} must be none, bf16 or fp16, not {amp!r}")
+    if not isinstance(t["sync_bn"], bool):
+        raise UserError(f"train.sync_bn must be true or false, not {t['sync_bn']!r}")
+    if t["optimizer"] not in OPTIMIZERS:
+        raise UserError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, not {t['optimizer']!r}")
+    best = cfg["eval"]["best_metrics"]
+    if not isinstance(best, list) or not best or any(m not in METRIC_NAMES for m in best):
+        raise UserError(f"eval.best_metrics must be a non-empty list of {', '.join(METRIC_NAMES)}, not {best!r}")
+    AugmentConfig(**cfg["augment"])  # checks augment.cutdepth
     if int(t["epochs"]) < 1 or int(t["batch_size"]) < 1 or int(t["accumulate"]) < 1:
         raise UserError("train.epochs, train.batch_size and train.accumulate must be >= 1")
     if cfg["eval"]["crop"] not in ("eigen", None, "none"):

@@ -1,8 +1,10 @@
 """Model evaluation under PixelFormer's protocol, shared by `textdepth eval` and the
 periodic evaluation in training.
 
-Flip test-time augmentation as PixelFormer's eval.py (post_process_depth, 'mean'):
-depth = (pred(x) + flip(pred(flip(x)))) / 2.
+Flip test-time augmentation as PixelFormer's eval.py runs it (utils.post_process_depth
+with its default 'mean'): the mean of the prediction and the un-flipped prediction of
+the flipped image in the middle, but near the left and right edges a blend towards one
+of the two (see flip_tta_blend).
 """
 from contextlib import nullcontext
 
@@ -20,6 +22,25 @@ def autocast(device: torch.device, dtype):
     return torch.autocast(device.type, dtype=dtype)
 
 
+def flip_tta_blend(depth: torch.Tensor, depth_of_flipped: torch.Tensor) -> torch.Tensor:
+    """Fuse pred(x) and pred(flip(x)) ([B,1,H,W] each) as PixelFormer's post_process_depth.
+
+    With u = column / (W - 1) in [0, 1], a weight ramps from 1 at u <= 0.05 to 0 at
+    u >= 0.10: left = clamp(1 - 20 (u - 0.05), 0, 1), and right = left mirrored. Then
+      out = right * depth + left * unflipped + (1 - left - right) * (depth + unflipped) / 2
+    with unflipped = flip(pred(flip(x))): the outer 5 % of columns on the left come from
+    the flipped pass alone, those on the right from the plain pass, and the next 5 %
+    ramp to the mean. The ramp is computed in the predictions' dtype, as PixelFormer does.
+    """
+    unflipped = torch.flip(depth_of_flipped, dims=[3])
+    width = depth.shape[-1]
+    u = torch.linspace(0.0, 1.0, width, device=depth.device, dtype=depth.dtype)
+    left = 1.0 - torch.clamp(20.0 * (u - 0.05), 0.0, 1.0)
+    right = torch.flip(left, dims=[0])
+    mean = 0.5 * (depth + unflipped)
+    return right * depth + left * unflipped + (1.0 - left - right) * mean
+
+
 @torch.no_grad()
 def predict(model, images: torch.Tensor, texts, flip_tta: bool = True, amp_dtype=None) -> torch.Tensor:
     """[B,3,H,W] in [0,1] -> depth [B,1,H,W] float32 metres, with optional flip TTA.
@@ -30,7 +51,7 @@ def predict(model, images: torch.Tensor, texts, flip_tta: bool = True, amp_dtype
         depth = net(images, text_embedding=embedding)["depth"].float()
         if flip_tta:
             flipped = net(torch.flip(images, dims=[3]), text_embedding=embedding)["depth"].float()
-            depth = 0.5 * (depth + torch.flip(flipped, dims=[3]))
+            depth = flip_tta_blend(depth, flipped)
     return depth
 
 
@@ -43,17 +64,19 @@ def evaluate_model(model, loader, device, flip_tta=True, amp_dtype=None, crop="e
     was_training = net.training
     net.eval()
     averager = MetricAverager()
-    for batch in tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False):
-        images = batch["image"].to(device, non_blocking=True)
-        pred = predict(net, images, batch["text"], flip_tta, amp_dtype).cpu().numpy()
-        gt = batch["depth"].numpy()
-        if first_batch_out is not None and not first_batch_out:
-            first_batch_out.update(batch=batch, pred=pred)
-        for b, name in enumerate(batch["name"]):
-            metrics = evaluate_depth(pred[b, 0], gt[b, 0], crop=crop, min_depth=min_depth, max_depth=max_depth)
-            averager.add(metrics)
-            if per_image is not None and metrics is not None:
-                per_image.append((name, metrics))
+    with tqdm(total=len(loader), desc="eval", unit="batch", disable=not progress, leave=False) as bar:
+        for batch in loader:
+            images = batch["image"].to(device, non_blocking=True)
+            pred = predict(net, images, batch["text"], flip_tta, amp_dtype).cpu().numpy()
+            gt = batch["depth"].numpy()
+            if first_batch_out is not None and not first_batch_out:
+                first_batch_out.update(batch=batch, pred=pred)
+            for b, name in enumerate(batch["name"]):
+                metrics = evaluate_depth(pred[b, 0], gt[b, 0], crop=crop, min_depth=min_depth, max_depth=max_depth)
+                averager.add(metrics)
+                if per_image is not None and metrics is not None:
+                    per_image.append((name, metrics))
+            bar.update(1)
     net.train(was_training)
     if dist.is_available() and dist.is_initialized():
         totals = torch.tensor([averager.sums[n] for n in METRIC_NAMES] + [averager.count], dtype=torch.float64,

@@ -1,44 +1,149 @@
-"""Checkpoints of a run. Weights go to safetensors (best.safetensors, last.safetensors,
-with the model config inside); what exact resume needs besides weights (optimizer,
-LR schedule, grad scaler, RNG, position in the data) goes to last_state.pt, holding
-only tensors and plain containers so it loads with torch.load(weights_only=True)."""
+"""The resume point of a run: OUT/last.safetensors (weights + model config, usable as a
+checkpoint on its own) and OUT/last_state.pt (what an exact resume needs besides the
+weights: optimizer, LR schedule, grad scaler, the RNG states, the position in the
+data, the bests so far), holding only tensors and plain containers so it loads with
+torch.load(weights_only=True).
+
+The two files are one unit. save_last stages both completely (`.new` files, flushed
+to disk), and only then renames them over the old pair, weights first; the state
+records the step and the SHA-256 of the weights file it belongs to. load_last checks
+both, so a pair from different saves is never used: if a save was cut between the two
+renames, the staged state that belongs to the new weights is still there and the
+interrupted save is completed; anything else that does not match is refused with one
+line.
+"""
+import hashlib
+import json
 import os
+import random
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from textdepth_ros.errors import UserError
 from textdepth_ros.model.checkpoint import load_checkpoint, save_checkpoint
 
+WEIGHTS, STATE = "last.safetensors", "last_state.pt"
+STAGED = ".new"
+
+
+def file_sha256(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _fsync(path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def rng_states() -> dict:
+    """Every random generator a training step can touch: torch (CPU, CUDA), and numpy's
+    and Python's global ones (unused by our own code; a model or library may draw)."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": [list(random.getstate()[1]), random.getstate()[0]],
+    }
+
+
+def set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    n = states["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    internal, version = states["python"]
+    random.setstate((version, tuple(internal), None))
+
 
 def save_last(out_dir, model, optimizer, scheduler, scaler, progress: dict, extra: dict) -> None:
     out_dir = Path(out_dir)
-    save_checkpoint(out_dir / "last.safetensors", model, extra=dict(extra, **progress))
+    weights, state_path = out_dir / WEIGHTS, out_dir / STATE
+    staged_weights, staged_state = out_dir / (WEIGHTS + STAGED), out_dir / (STATE + STAGED)
+    save_checkpoint(staged_weights, model, extra=dict(extra, **progress))
     state = {
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),
         "progress": dict(progress),  # step, epoch, batch (micro-batches done in epoch), best
-        "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "rng": rng_states(),
+        "weights_sha256": file_sha256(staged_weights),
     }
-    tmp = out_dir / "last_state.pt.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, out_dir / "last_state.pt")  # never a half-written state file
+    torch.save(state, staged_state)
+    for path in (staged_weights, staged_state):
+        _fsync(path)
+    os.replace(staged_weights, weights)  # from here until the next line the pair is split;
+    os.replace(staged_state, state_path)  # load_last completes it from the staged state
+    _fsync(out_dir)
+
+
+def _read_state(path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any reader error means a bad file
+        raise UserError(f"cannot resume: {path} is unreadable ({type(exc).__name__})") from None
+
+
+def _weights_step(path):
+    """The step stored in a checkpoint's metadata (without reading its tensors)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return json.loads((f.metadata() or {}).get("extra", "{}")).get("step")
+    except Exception as exc:  # noqa: BLE001 - any reader error means a bad file
+        raise UserError(f"cannot resume: {path} is unreadable ({type(exc).__name__})") from None
+
+
+def _matches(state: dict, weights_step, weights_sha: str) -> bool:
+    return state.get("weights_sha256") == weights_sha and state.get("progress", {}).get("step") == weights_step
+
+
+def check_pair(out_dir) -> dict:
+    """The state that belongs to OUT/last.safetensors, or a UserError saying why none does.
+    Completes a save that was cut between its two renames."""
+    out_dir = Path(out_dir)
+    weights, state_path, staged_state = out_dir / WEIGHTS, out_dir / STATE, out_dir / (STATE + STAGED)
+    if not weights.is_file() or not state_path.is_file():
+        raise UserError(f"cannot resume: {weights} or {state_path} is missing")
+    weights_step, weights_sha = _weights_step(weights), file_sha256(weights)
+    state = _read_state(state_path)
+    if _matches(state, weights_step, weights_sha):
+        return state
+    if staged_state.is_file():
+        try:
+            staged = _read_state(staged_state)
+        except UserError:
+            staged = {}
+        if _matches(staged, weights_step, weights_sha):
+            os.replace(staged_state, state_path)
+            print(f"note: completed the save of step {weights_step} that was interrupted ({state_path} was behind)")
+            return staged
+    state_step = state.get("progress", {}).get("step")
+    if state_step != weights_step:
+        why = f"is step {weights_step} but {state_path.name} is step {state_step}"
+    elif "weights_sha256" not in state:
+        why = f"cannot be checked against {state_path.name} (written without a weights hash by an older version)"
+    else:
+        why = f"and {state_path.name} are both step {weights_step} but from different saves (the weights hash differs)"
+    raise UserError(f"cannot resume: {weights} {why}; they are not one save, so resuming would mix two runs "
+                    f"(start without --resume, or put back a matching pair)")
 
 
 def load_last(out_dir, model, optimizer, scheduler, scaler, device) -> dict:
-    """Restore everything save_last wrote; returns the progress dict."""
-    out_dir = Path(out_dir)
-    weights, state_path = out_dir / "last.safetensors", out_dir / "last_state.pt"
-    if not weights.is_file() or not state_path.is_file():
-        raise UserError(f"cannot resume: {weights} or {state_path} is missing")
-    load_checkpoint(weights, model=model, device=device)
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    """Restore everything save_last wrote (after check_pair); returns the progress dict."""
+    state = check_pair(out_dir)
+    load_checkpoint(Path(out_dir) / WEIGHTS, model=model, device=device)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["rng_cpu"])
-    if state["rng_cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    set_rng_states(state["rng"])
     return state["progress"]
