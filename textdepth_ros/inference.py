@@ -85,11 +85,15 @@ class DepthEstimator:
     CPU `cuda_graphs` does nothing and `describe()` says so. One thread at a time."""
 
     def __init__(self, config="tiny", checkpoint=None, device="auto", fp16=False, variant=None, compile=False,
-                 cuda_graphs=True, graph_sizes=4, compile_cache=""):
+                 cuda_graphs=True, graph_sizes=4, compile_cache="", model=None):
+        """`model`: an already built network to serve instead of loading one (the
+        benchmarks share one model between several estimators)."""
         self.device, self.device_warning = resolve_device(device)
         if self.device_warning:
             log.warning(self.device_warning)
-        if checkpoint:
+        if model is not None:
+            self.model, self.checkpoint_info, self.untrained = model, {}, checkpoint is None
+        elif checkpoint:
             self.model, self.checkpoint_info = load_checkpoint(checkpoint)
             self.untrained = False
         else:
@@ -152,19 +156,8 @@ class DepthEstimator:
     @torch.inference_mode()
     def predict(self, rgb: np.ndarray, text: str = "") -> Prediction:
         start = time.perf_counter()
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise UserError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+        flat = self.device_forward(rgb, text)
         height, width = rgb.shape[:2]
-        host = torch.from_numpy(np.ascontiguousarray(rgb))
-        flat = None
-        if self.uses_cuda_graphs:
-            if self.uses_text:  # re-encoded (cache permitting) and copied only when the text changes
-                self.graphs.set_text(text, lambda: self.model.encode_text([text]))
-            flat = self.graphs.run(host)
-        if flat is None:  # eager: CPU, graphs off, or the capture just failed
-            embedding = self.model.encode_text([text]) if self.uses_text else None
-            image = host.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else host
-            flat = self._program(image, embedding)
         if self.device.type == "cuda":  # one copy into pinned memory, one wait
             out = torch.empty(flat.shape, dtype=torch.float32, pin_memory=True)
             out.copy_(flat, non_blocking=True)
@@ -176,6 +169,25 @@ class DepthEstimator:
         depth, uncertainty = values[:n].reshape(height, width), values[n:2 * n].reshape(height, width)
         d_min, d_max = (float(v) for v in values[2 * n:2 * n + 2])
         return Prediction(depth, uncertainty, (d_min, d_max), (time.perf_counter() - start) * 1000.0)
+
+    @torch.inference_mode()
+    def device_forward(self, rgb: np.ndarray, text: str = "") -> torch.Tensor:
+        """The forward without the copy back: the flat outputs (see pack_outputs) on the
+        device, possibly still being computed. Valid until the next call (a CUDA graph
+        reuses its output buffer)."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise UserError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+        host = torch.from_numpy(np.ascontiguousarray(rgb))
+        flat = None
+        if self.uses_cuda_graphs:
+            if self.uses_text:  # re-encoded (cache permitting) and copied only when the text changes
+                self.graphs.set_text(text, lambda: self.model.encode_text([text]))
+            flat = self.graphs.run(host)
+        if flat is None:  # eager: CPU, graphs off, or the capture just failed
+            embedding = self.model.encode_text([text]) if self.uses_text else None
+            image = host.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else host
+            flat = self._program(image, embedding)
+        return flat
 
     def warmup(self, height: int = 480, width: int = 640, text: str = "a room") -> float:
         """One forward pass (allocations, cuDNN autotune, torch.compile, CUDA graph capture
