@@ -38,6 +38,10 @@ PARAMETERS = {
     "device": ("auto", "auto, cpu, cuda or cuda:N (CUDA absent: CPU with one warning)"),
     "fp16": (False, "half precision autocast (fp16 on CUDA, bf16 on CPU)"),
     "compile": (False, "torch.compile the network (GPU: much less launch overhead; first frame of a size compiles)"),
+    "compile_cache_dir": ("", "torch.compile's on-disk cache, reused by a restart "
+                              "(empty: $TORCHINDUCTOR_CACHE_DIR or ~/.cache/textdepth_ros/torch_compile)"),
+    "cuda_graphs": (True, "CUDA: capture the forward per input size in a CUDA graph and replay it (no-op on CPU)"),
+    "cuda_graph_sizes": (4, "CUDA graphs: most input sizes kept captured (least recently used dropped)"),
     "default_text": ("an indoor scene", "scene description used until one arrives on `text`"),
     "publish_cloud": (True, "publish `points`"),
     "cloud_rgb": (True, "XYZRGB cloud (colour from the input image) instead of XYZ"),
@@ -104,7 +108,9 @@ class DepthNode(Node):
 
         p = self.params
         self.estimator = DepthEstimator(p["model_config"], p["checkpoint"] or None, p["device"], bool(p["fp16"]),
-                                        compile=bool(p["compile"]))
+                                        compile=bool(p["compile"]), compile_cache=p["compile_cache_dir"],
+                                        cuda_graphs=bool(p["cuda_graphs"]),
+                                        graph_sizes=max(1, int(p["cuda_graph_sizes"])))
         encoder = getattr(self.estimator.model, "text_encoder", None)
         self._tokenizer = getattr(encoder, "tokenizer", None)
         self._context_length = getattr(encoder, "context_length", 77)
