@@ -20,6 +20,7 @@ COMMANDS = {
     "eval": ("textdepth_ros.eval", "evaluate a checkpoint or a folder of predictions (PixelFormer protocol)"),
     "make-bag": ("textdepth_ros.bags.make_bag", "write an RGB-D dataset into a rosbag2 (mcap or sqlite3)"),
     "bag-eval": ("textdepth_ros.bags.bag_eval", "replay a bag through the node (or the model) and score it"),
+    "export": ("textdepth_ros.export", "export the network to ONNX (text embedding as an input) for onnxruntime/TensorRT"),
 }
 
 

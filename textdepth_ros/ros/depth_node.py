@@ -42,6 +42,8 @@ PARAMETERS = {
                               "(empty: $TORCHINDUCTOR_CACHE_DIR or ~/.cache/textdepth_ros/torch_compile)"),
     "cuda_graphs": (True, "CUDA: capture the forward per input size in a CUDA graph and replay it (no-op on CPU)"),
     "cuda_graph_sizes": (4, "CUDA graphs: most input sizes kept captured (least recently used dropped)"),
+    "backend": ("torch", "torch, or onnxruntime (runs `onnx_model`; CUDA/TensorRT providers where installed)"),
+    "onnx_model": ("", "backend onnxruntime: the .onnx file from `textdepth export` (same config/checkpoint)"),
     "default_text": ("an indoor scene", "scene description used until one arrives on `text`"),
     "publish_cloud": (True, "publish `points`"),
     "cloud_rgb": (True, "XYZRGB cloud (colour from the input image) instead of XYZ"),
@@ -107,10 +109,19 @@ class DepthNode(Node):
         from textdepth_ros.inference import DepthEstimator  # torch loads only here
 
         p = self.params
-        self.estimator = DepthEstimator(p["model_config"], p["checkpoint"] or None, p["device"], bool(p["fp16"]),
-                                        compile=bool(p["compile"]), compile_cache=p["compile_cache_dir"],
-                                        cuda_graphs=bool(p["cuda_graphs"]),
-                                        graph_sizes=max(1, int(p["cuda_graph_sizes"])))
+        if p["backend"] == "onnxruntime":
+            from textdepth_ros.onnx_runtime import OnnxDepthEstimator
+
+            if not p["onnx_model"]:
+                raise UserError("backend onnxruntime needs the `onnx_model` parameter (a file from `textdepth export`)")
+            self.estimator = OnnxDepthEstimator(p["onnx_model"], p["model_config"], p["checkpoint"] or None, p["device"])
+        elif p["backend"] == "torch":
+            self.estimator = DepthEstimator(p["model_config"], p["checkpoint"] or None, p["device"], bool(p["fp16"]),
+                                            compile=bool(p["compile"]), compile_cache=p["compile_cache_dir"],
+                                            cuda_graphs=bool(p["cuda_graphs"]),
+                                            graph_sizes=max(1, int(p["cuda_graph_sizes"])))
+        else:
+            raise UserError(f"unknown backend '{p['backend']}' (torch or onnxruntime)")
         encoder = getattr(self.estimator.model, "text_encoder", None)
         self._tokenizer = getattr(encoder, "tokenizer", None)
         self._context_length = getattr(encoder, "context_length", 77)
