@@ -6,6 +6,7 @@ CLIP only where the config names pretrained files): the output shows the pipelin
 works, not the scene's depth. Train one with `textdepth train` or put a checkpoint in
 model/ (see model/README.md).
 """
+import argparse
 import sys
 from pathlib import Path
 
@@ -23,6 +24,8 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="output .npy (float32 metres); the preview goes to OUT.png")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
     parser.add_argument("--fp16", action="store_true", help="half precision: fp16 autocast on CUDA, bf16 on CPU")
+    parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True,
+                        help="on CUDA, capture the forward in a CUDA graph (default on; no-op on CPU)")
     parser.add_argument("--uncertainty", action="store_true",
                         help="also write OUT_uncertainty.npy (std of the bin distribution, metres)")
 
@@ -41,7 +44,8 @@ def run(args) -> int:
     if bgr is None:
         raise UserError(f"cannot read image {image_path}")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    estimator = DepthEstimator(args.config, checkpoint=args.checkpoint, device=args.device, fp16=args.fp16)
+    estimator = DepthEstimator(args.config, checkpoint=args.checkpoint, device=args.device, fp16=args.fp16,
+                               cuda_graphs=args.cuda_graphs)
     if estimator.untrained:
         print("WARNING: no --checkpoint: UNTRAINED weights, the depth below is not the scene's depth.", file=sys.stderr)
     prediction = estimator.predict(rgb, args.text)

@@ -23,6 +23,7 @@ from textdepth_ros.ros.conversions import numpy_to_image, to_rgb8
 from textdepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
 from textdepth_ros.ros.frame_slot import LatestSlot
+from textdepth_ros.ros.publish_queue import PublishQueue
 from textdepth_ros.ros.pointcloud import (depth_to_pointcloud2, invalid_to_nan, nan_is_the_only_invalid,
                                           valid_intrinsics)
 from textdepth_ros.ros.text_input import clean_text
@@ -93,6 +94,7 @@ class DepthNode(Node):
         self._text = self.params["default_text"]
         self._stop = threading.Event()
         self._worker = None
+        self.outputs = None
         self._tokenizer = None
         self._last_warned = {}
 
@@ -139,6 +141,7 @@ class DepthNode(Node):
         self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, qos_profile_sensor_data)
         self.create_subscription(String, "text", self.on_text, text_qos())
         self.create_timer(max(float(p["diagnostics_period"]), 0.05), self.publish_diagnostics)
+        self.outputs = PublishQueue(self.publish_frame, self._frame_failed)
         self._worker = threading.Thread(target=self._work, name="depth_inference", daemon=True)
         self._worker.start()
         self.get_logger().info("ready: waiting for images on " + self.resolve_topic_name("image"))
@@ -148,6 +151,8 @@ class DepthNode(Node):
         self.slot.close()
         if self._worker is not None:
             self._worker.join(timeout)
+        if self.outputs is not None:
+            self.outputs.close(timeout)
 
     @property
     def current_text(self) -> str:
@@ -189,10 +194,11 @@ class DepthNode(Node):
             try:
                 self.process(*item)
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the node
-                self.stats.failed += 1
-                self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=THROTTLE_S)
+                self._frame_failed(exc)
 
     def process(self, msg: Image, received: float) -> None:
+        """Worker thread: predict, then hand the frame to the publisher thread (which
+        publishes it while the next forward runs)."""
         try:
             rgb = to_rgb8(msg)
         except ValueError as exc:
@@ -201,6 +207,15 @@ class DepthNode(Node):
             return
         text = self._text
         pred = self.estimator.predict(rgb, text)
+        self.outputs.put((msg, received, rgb, text, pred))
+
+    def _frame_failed(self, exc) -> None:
+        self.stats.failed += 1
+        self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=THROTTLE_S)
+
+    def publish_frame(self, item) -> None:
+        """Publisher thread: depth first (what latency-bound consumers wait for), then the rest."""
+        msg, received, rgb, text, pred = item
         depth = pred.depth.astype(np.float32, copy=False)
         if not nan_is_the_only_invalid(depth):  # two reductions; a copy only when needed
             depth = invalid_to_nan(depth)
