@@ -12,6 +12,7 @@ on the same input; the largest relative depth difference is printed and must sta
 <= 1e-3 (fp32), else the command fails. TensorRT engine: see README "ONNX and TensorRT".
 """
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def export_onnx(model, path, height: int, width: int, opset: int = 18) -> dict:
                 "textdepth_width": str(width), "textdepth_text_width": str(embedding.shape[1] if embedding is not None else 0),
                 "textdepth_inputs": ",".join(names)}
     proto = program.model_proto
+    metadata["textdepth_opset"] = str(next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset))
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(tmp))
@@ -116,15 +118,17 @@ def run(args) -> int:
     if args.checkpoint:
         model, _ = load_checkpoint(args.checkpoint)
     else:
-        import sys
-
         print("WARNING: no --checkpoint: exporting UNTRAINED random weights.", file=sys.stderr)
         model = build_model(args.config, pretrained=True)
     start = time.perf_counter()
-    export_onnx(model, out, args.height, args.width, args.opset)
+    metadata = export_onnx(model, out, args.height, args.width, args.opset)
     size_mb = out.stat().st_size / 1e6
-    print(f"wrote {out} ({size_mb:.0f} MB, {args.height}x{args.width}, opset {args.opset}) "
+    opset = int(metadata["textdepth_opset"])
+    print(f"wrote {out} ({size_mb:.0f} MB, {args.height}x{args.width}, opset {opset}) "
           f"in {time.perf_counter() - start:.0f} s")
+    if opset != args.opset:
+        print(f"WARNING: opset {args.opset} was asked for, but the exporter could not convert the graph to it: "
+              f"the file is opset {opset}", file=sys.stderr)
     if args.no_check:
         return 0
     diff = compare_with_torch(model, out, args.height, args.width)
