@@ -16,6 +16,7 @@ caller runs the same program eagerly.
 
 Not thread-safe: one thread (the node's worker) drives an estimator.
 """
+import contextlib
 import logging
 from collections import OrderedDict
 from typing import Callable, Optional
@@ -135,7 +136,8 @@ class GraphCache:
         self._upload(program, rgb)
         text = self.text_buffer
         try:
-            program.replay = self.capture(lambda: self.program_fn(image, text))
+            with torch.cuda.device(self.device) if cuda else contextlib.nullcontext():  # streams of cuda:N
+                program.replay = self.capture(lambda: self.program_fn(image, text))
         except Exception as exc:  # noqa: BLE001 - any capture failure means: run eagerly
             first_line = (str(exc).strip().splitlines() or [""])[0][:200]
             self.disabled_reason = f"{type(exc).__name__}: {first_line}"
