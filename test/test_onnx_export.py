@@ -89,3 +89,22 @@ def test_providers_prefer_the_gpu_when_asked_and_present():
     assert choose_providers("cpu", gpu) == (["CPUExecutionProvider"], None)
     providers, warning = choose_providers("cuda", ["CPUExecutionProvider"])
     assert providers == ["CPUExecutionProvider"] and "no CUDA/TensorRT" in warning
+
+
+@pytest.mark.timeout(240)
+def test_depth_node_serves_with_the_onnxruntime_backend(exported):
+    """The node over real DDS with `backend: onnxruntime`: the published depth is the
+    torch backend's depth of the same frame (same checkpoint)."""
+    from ros_helpers import SMALL_PARAMS, connected_client, sample_image, serving_node
+    from textdepth_ros.ros.conversions import image_to_numpy
+
+    ckpt, path = exported
+    params = dict(SMALL_PARAMS, checkpoint=str(ckpt), backend="onnxruntime", onnx_model=str(path),
+                  warmup_height=H, warmup_width=W, default_text="a bathroom")
+    rgb = sample_image(H, W, seed=5)
+    with serving_node(params) as node, connected_client() as client:
+        assert "in onnxruntime [CPU]" in node.log()
+        key = client.send_frame(rgb, 2_000_000_000)
+        depth = image_to_numpy(client.wait_depth(key)["depth"])
+    ref = DepthEstimator(checkpoint=ckpt, device="cpu").predict(rgb, "a bathroom").depth
+    assert np.max(np.abs(depth - ref) / ref) <= MAX_REL_DIFF

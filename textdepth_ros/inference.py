@@ -75,7 +75,30 @@ class Prediction:
     forward_ms: float  # model time incl. transfers
 
 
-class DepthEstimator:
+class ServingModel:
+    """What every estimator (torch, onnxruntime) shares: a `model` with the text tower
+    and config, the depth limits, text-encoder counters, a warm-up."""
+
+    def _adopt_config(self, config: dict) -> None:
+        self.config = config
+        bins = config["bins"]
+        self.depth_limits = (float(bins["dataset_min"]), float(bins["dataset_max"]))
+
+    @property
+    def uses_text(self) -> bool:
+        return self.model.uses_text
+
+    @property
+    def encoder_calls(self) -> int:
+        return self.model.text_encoder.calls if self.model.text_encoder is not None else 0
+
+    def warmup(self, height: int = 480, width: int = 640, text: str = "a room") -> float:
+        """One forward pass (allocations, cuDNN autotune, torch.compile, CUDA graph capture
+        of this size); returns its milliseconds."""
+        return self.predict(np.zeros((height, width, 3), np.uint8), text).forward_ms
+
+
+class DepthEstimator(ServingModel):
     """Holds a model on a device. `predict(rgb, text)` on HxWx3 uint8 RGB.
 
     On CUDA the image goes up as bytes (one HxWx3 uint8 copy through pinned memory),
@@ -115,17 +138,7 @@ class DepthEstimator:
             self.graphs = GraphCache(self._program, self.device, max_sizes=graph_sizes)
         elif cuda_graphs:
             self.graph_note = f"CUDA graphs: no-op on {self.device.type}"
-        self.config = self.model.config
-        bins = self.config["bins"]
-        self.depth_limits = (float(bins["dataset_min"]), float(bins["dataset_max"]))
-
-    @property
-    def uses_text(self) -> bool:
-        return self.model.uses_text
-
-    @property
-    def encoder_calls(self) -> int:
-        return self.model.text_encoder.calls if self.model.text_encoder is not None else 0
+        self._adopt_config(self.model.config)
 
     @property
     def uses_cuda_graphs(self) -> bool:
@@ -188,8 +201,3 @@ class DepthEstimator:
             image = host.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else host
             flat = self._program(image, embedding)
         return flat
-
-    def warmup(self, height: int = 480, width: int = 640, text: str = "a room") -> float:
-        """One forward pass (allocations, cuDNN autotune, torch.compile, CUDA graph capture
-        of this size); returns its milliseconds."""
-        return self.predict(np.zeros((height, width, 3), np.uint8), text).forward_ms

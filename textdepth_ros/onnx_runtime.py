@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from textdepth_ros.errors import UserError
-from textdepth_ros.inference import Prediction
+from textdepth_ros.inference import Prediction, ServingModel
 
 log = logging.getLogger("textdepth_ros.onnx_runtime")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -42,7 +42,7 @@ def read_metadata(session) -> dict:
             "width": int(meta["textdepth_width"]), "inputs": meta.get("textdepth_inputs", "image").split(",")}
 
 
-class OnnxDepthEstimator:
+class OnnxDepthEstimator(ServingModel):
     """DepthEstimator's interface over an onnxruntime session."""
 
     def __init__(self, onnx_path, config="tiny", checkpoint=None, device="auto"):
@@ -77,22 +77,12 @@ class OnnxDepthEstimator:
                                      uses_text=model.uses_text)
         self.model.encode_text = model.encode_text if model.uses_text else None
         del model
-        self.config = self.model.config
-        bins = self.config["bins"]
-        self.depth_limits = (float(bins["dataset_min"]), float(bins["dataset_max"]))
+        self._adopt_config(self.model.config)
         self.providers = self.session.get_providers()
         self.device = "cuda" if self.providers[0] in GPU_PROVIDERS else "cpu"
         self.compiled = False
         self.uses_cuda_graphs = False
         self._resized_warned = False
-
-    @property
-    def uses_text(self) -> bool:
-        return self.model.uses_text
-
-    @property
-    def encoder_calls(self) -> int:
-        return self.model.text_encoder.calls if self.model.text_encoder is not None else 0
 
     def describe(self) -> str:
         weights = "UNTRAINED (random) weights" if self.untrained else "trained checkpoint"
@@ -122,6 +112,3 @@ class OnnxDepthEstimator:
             uncertainty = cv2.resize(uncertainty, (width, height), interpolation=cv2.INTER_LINEAR)
         d_min, d_max = (float(v) for v in depth_range[0])
         return Prediction(depth, uncertainty, (d_min, d_max), (time.perf_counter() - start) * 1000.0)
-
-    def warmup(self, height: int = 480, width: int = 640, text: str = "a room") -> float:
-        return self.predict(np.zeros((height, width, 3), np.uint8), text).forward_ms
