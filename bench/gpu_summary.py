@@ -51,6 +51,12 @@ def rows_for_node(label: str, data: dict, rows: list, bare_target: float) -> Non
                      f"/{s['node_dropped']})", f"{s['fps']:.1f}", target, ok))
         rows.append((f"node {label}: max output age / 2 x forward at {rate:g} Hz", f"{s['max_age_over_two_forward']:.2f}",
                      "<= 1", s["max_age_over_two_forward"] <= 1.0))
+    if "max_rel_diff_vs_eager" in data:
+        rows.append((f"node bench {label}: bare forward, max rel. depth diff vs eager", f"{data['max_rel_diff_vs_eager']:.2e}",
+                     "-", None))
+    if data.get("ops_per_forward"):
+        rows.append((f"node bench {label}: per forward (uncaptured)",
+                     ", ".join(f"{k} {v}" for k, v in data["ops_per_forward"].items()), "-", None))
     if "node_restart_ready_s" in data:
         first, again = data["node_ready_s"], data["node_restart_ready_s"]
         rows.append((f"node {label}: ready after first start / restart (s)", f"{first:.1f} / {again:.1f}",

@@ -18,13 +18,13 @@ import time
 import numpy as np
 import torch
 from common import summary, time_calls
+from profiling import count_ops, uncaptured_forward
 
 from textdepth_ros.inference import DepthEstimator, resolve_device
 from textdepth_ros.model import build_model
 
 MODES = ("fp32", "fp16", "bf16", "channels_last_fp16", "compile_fp16",
          "graph_fp32", "graph_fp16", "graph_bf16", "compile_graph_fp16")
-LAUNCH_CALLS = ("cudaLaunchKernel", "cuLaunchKernel", "cuLaunchKernelEx", "cudaLaunchKernelExC", "cudaGraphLaunch")
 
 
 def mode_precision(mode: str) -> str:
@@ -40,36 +40,6 @@ def make_estimator(model, device, mode: str, compile_cache: str = "") -> DepthEs
     if "channels_last" in mode:
         model.to(memory_format=torch.channels_last)
     return estimator
-
-
-def count_ops(forward, device) -> dict:
-    """Operators dispatched (aten::*, nested ones included), GPU kernels, and launch calls
-    (kernel launches + graph launches) of one forward, from torch.profiler."""
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        forward()
-    events = list(prof.events())
-    counts = {"aten_ops": sum(1 for e in events if e.name.startswith("aten::"))}
-    if device.type == "cuda":
-        on_device = sum(1 for e in events if e.device_type == torch.autograd.DeviceType.CUDA)
-        attached = sum(len(getattr(e, "kernels", []) or []) for e in events)
-        counts["gpu_kernels"] = max(on_device, attached)
-        counts["launch_calls"] = sum(1 for e in events if e.name in LAUNCH_CALLS)
-        counts["graph_launches"] = sum(1 for e in events if e.name == "cudaGraphLaunch")
-    return counts
-
-
-@torch.inference_mode()
-def uncaptured_forward(estimator, rgb, text, sync):
-    """The program a graph mode captures, run as it is (eager, or compiled): the kernels
-    a replay launches, visible to the profiler one by one."""
-    image = torch.from_numpy(rgb).to(estimator.device)
-    embedding = estimator.model.encode_text([text]) if estimator.uses_text else None
-    estimator._program(image, embedding)
-    if sync:
-        sync()
 
 
 def run_mode(model, mode, rgb, text, device, repeats, profile_ops, reference, compile_cache=""):
@@ -120,8 +90,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=20, help="timed forwards per mode (default %(default)s)")
     parser.add_argument("--modes", default="fp32,fp16,graph_fp32,graph_fp16",
                         help="comma list of %s (default %%(default)s)" % ", ".join(MODES))
-    parser.add_argument("--profile", action="store_true",
-                        help="count operators, GPU kernels and launch calls of one forward per mode (torch.profiler)")
+    parser.add_argument("--profile", nargs="?", const="all", default="",
+                        help="count operators, GPU kernels and launch calls of one forward (torch.profiler), for "
+                             "every mode or for a comma list of them (--profile fp16,graph_fp16)")
     parser.add_argument("--compile-cache", default="",
                         help="torch.compile cache folder (default: $TORCHINDUCTOR_CACHE_DIR or ~/.cache/textdepth_ros/torch_compile)")
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -148,7 +119,8 @@ def main(argv=None):
     # Eager modes first: they are the reference each graph mode is compared with.
     for mode in sorted(modes, key=lambda m: ("graph" in m, "compile" in m)):
         try:
-            result, depth = run_mode(model, mode, rgb, text, device, args.repeats, args.profile, reference,
+            profile = args.profile == "all" or mode in args.profile.split(",")
+            result, depth = run_mode(model, mode, rgb, text, device, args.repeats, profile, reference,
                                      args.compile_cache)
         except Exception as exc:  # noqa: BLE001 - one failing mode must not hide the others
             result, depth = {"failed": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"}, None

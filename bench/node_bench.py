@@ -63,6 +63,9 @@ def parse_args(argv):
     parser.add_argument("--rate", default="30", help="stream rate(s) in Hz, comma-separated (default %(default)s)")
     parser.add_argument("--stream-seconds", type=float, default=10.0, help="length of each stream (default %(default)s)")
     parser.add_argument("--restart", action="store_true", help="also time a second start of the node (e)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also count operators / GPU kernels of the bare forward and compare its depth with "
+                             "the eager forward of the same precision")
     parser.add_argument("--no-cloud", action="store_true", help="do not subscribe to points (the node then skips it)")
     parser.add_argument("--text", default="a living room with a sofa", help="scene text (default %(default)r)")
     parser.add_argument("--start-timeout", type=float, default=300.0,
@@ -122,22 +125,38 @@ class BareForward:
         self.requests.put(None)
 
 
-def start_node(params, log_path, timeout):
-    """(NodeProcess, seconds from process start to the ready line)."""
-    start = time.monotonic()
-    node = NodeProcess(depth_node_argv(params), log_path)
+def wait_ready(node, started: float, timeout: float) -> float:
+    """Seconds from the node's process start (`started`, monotonic) to its ready line."""
     try:
         node.wait_for_log(READY_LINE, timeout)
     except BaseException:
         node.stop(timeout=10)
         raise
-    return node, time.monotonic() - start
+    return time.monotonic() - started
 
 
 def node_summary_lines(node) -> list:
     """What the node said about its model and warm-up (CUDA graphs on or off, times)."""
     keys = ("model:", "warm-up", "CUDA graph", "compile")
     return [line.strip() for line in node.log().splitlines() if any(k in line for k in keys)][:6]
+
+
+def profile_and_compare(estimator, model, rgb, args) -> dict:
+    """Operators / kernels of one bare forward (uncaptured: the kernels a replay runs), and
+    its depth against the eager forward of the same precision on the same image."""
+    import numpy as np
+    import torch
+
+    from profiling import count_ops, uncaptured_forward
+    from textdepth_ros.inference import DepthEstimator
+
+    sync = torch.cuda.synchronize if estimator.device.type == "cuda" else None
+    ops = count_ops(lambda: uncaptured_forward(estimator, rgb, args.text, sync), estimator.device)
+    eager = DepthEstimator(model=model, device=str(estimator.device), fp16=args.fp16, cuda_graphs=False)
+    ref = eager.predict(rgb, args.text).depth
+    diff = float(np.max(np.abs(estimator.predict(rgb, args.text).depth - ref) / np.abs(ref)))
+    print(f"[node] bare forward: per forward {ops}; max rel. depth difference vs eager {diff:.2e}")
+    return {"ops_per_forward": ops, "max_rel_diff_vs_eager": diff}
 
 
 def main(argv=None):
@@ -158,24 +177,28 @@ def main(argv=None):
         print(f"[node] {warning}")
     H, W = args.height, args.width
     # The same weights on both sides: the node loads the checkpoint the bare model comes from.
-    if args.checkpoint:
-        model, _ = load_checkpoint(args.checkpoint)
-        checkpoint = args.checkpoint
-    else:
-        model = build_model(args.config, pretrained=False)
-        checkpoint = str(tmp / f"random_{args.config.replace('/', '_')}.safetensors")
-        save_checkpoint(checkpoint, model)
-    estimator = DepthEstimator(model=model, device=str(device), fp16=args.fp16, compile=args.compile,
-                               cuda_graphs=args.cuda_graphs, compile_cache=args.compile_cache, checkpoint=checkpoint)
-    rgb = test_image(H, W)
+    checkpoint = args.checkpoint or str(tmp / f"random_{args.config.replace('/', '_')}.safetensors")
     params = {"model_config": args.config, "checkpoint": checkpoint, "device": str(device), "fp16": bool(args.fp16),
               "compile": bool(args.compile), "cuda_graphs": bool(args.cuda_graphs),
               "compile_cache_dir": args.compile_cache or "", "default_text": f'"{args.text}"',
               "warmup_height": H, "warmup_width": W, "diagnostics_period": 0.5}
-    bare_forward = BareForward(estimator, rgb, args.text)
-    node, context, result = None, None, {}
+
+    def spawn(log_name):
+        return NodeProcess(depth_node_argv(params), tmp / log_name), time.monotonic()
+
+    node, context, result, bare_forward = None, None, {}, None
     try:
-        node, ready_s = start_node(params, tmp / "depth_node.log", args.start_timeout)
+        if args.checkpoint:  # the node starts loading while this process loads the same file
+            (node, started), (model, _) = spawn("depth_node.log"), load_checkpoint(args.checkpoint)
+        else:
+            model = build_model(args.config, pretrained=False)
+            save_checkpoint(checkpoint, model)
+            node, started = spawn("depth_node.log")
+        estimator = DepthEstimator(model=model, device=str(device), fp16=args.fp16, compile=args.compile,
+                                   cuda_graphs=args.cuda_graphs, compile_cache=args.compile_cache, checkpoint=checkpoint)
+        rgb = test_image(H, W)
+        bare_forward = BareForward(estimator, rgb, args.text)
+        ready_s = wait_ready(node, started, args.start_timeout)
         print(f"[node] node ready {ready_s:.1f} s after its start; it said:")
         for line in node_summary_lines(node):
             print(f"[node]   {line}")
@@ -213,6 +236,8 @@ def main(argv=None):
         print(f"[node] bare model forward (same run, interleaved): {fmt(d_bare)}")
         print(f"[node] node overhead ratio e2e/bare = {ratio:.3f} ({verdict(ratio, 1.10)})")
 
+        extra = profile_and_compare(estimator, model, rgb, args) if args.profile else {}
+
         # (c) + (d): streams, each faster than or close to the model.
         streams = [client.stream(rate, args.stream_seconds, d_bare) for rate in args.rates]
         result = {
@@ -222,12 +247,13 @@ def main(argv=None):
             "e2e": d_e2e, "e2e_points": d_cloud, "bare_forward": d_bare, "overhead_ratio": ratio,
             "overhead_target": 1.10, "overhead_meets": ratio <= 1.10,
             "streams": streams, "stream": streams[0] if streams else {},
-            "backlog_meets": all(s["max_age_over_two_forward"] <= 1.0 for s in streams),
+            "backlog_meets": all(s["max_age_over_two_forward"] <= 1.0 for s in streams), **extra,
         }
         client.close()
         if args.restart:  # (e): the same node again; with --compile its cache is warm now
             node.stop(timeout=20)
-            node, restart_s = start_node(params, tmp / "depth_node_restart.log", args.start_timeout)
+            node, started = spawn("depth_node_restart.log")
+            restart_s = wait_ready(node, started, args.start_timeout)
             result["node_restart_ready_s"] = restart_s
             print(f"[node] start-up: first start ready after {ready_s:.1f} s, restart after {restart_s:.1f} s "
                   f"(restart / first = {restart_s / ready_s:.2f})")
@@ -235,7 +261,8 @@ def main(argv=None):
             Path(args.json).write_text(json.dumps(result, indent=2))
         return result
     finally:
-        bare_forward.close()
+        if bare_forward is not None:
+            bare_forward.close()
         if context is not None:
             rclpy.try_shutdown(context=context)
         if node is not None:
