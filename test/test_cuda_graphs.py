@@ -93,11 +93,11 @@ def test_a_failed_capture_falls_back_to_eager_with_one_log_line(estimator, caplo
     assert len(lines) == 1 and "capture failed at 32x32" in lines[0] and "eager" in lines[0]
 
 
-def test_on_cpu_the_option_is_a_no_op_and_says_so():
-    est = DepthEstimator("tiny", device="cpu", cuda_graphs=True)
+def test_on_cpu_the_option_is_a_no_op_and_says_so(estimator):
+    est = DepthEstimator(model=estimator.model, device="cpu", cuda_graphs=True)
     assert est.graphs is None and not est.uses_cuda_graphs
     assert "CUDA graphs: no-op on cpu" in est.describe()
-    assert "CUDA graphs" not in DepthEstimator("tiny", device="cpu", cuda_graphs=False).describe()
+    assert "CUDA graphs" not in DepthEstimator(model=estimator.model, device="cpu", cuda_graphs=False).describe()
 
 
 def test_max_sizes_must_be_positive(estimator):
