@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
@@ -30,9 +31,10 @@ SMALL_PARAMS = {"model_config": "tiny", "warmup_height": 96, "warmup_width": 128
 class NodeProcess(node_process.NodeProcess):
     """depth_node started through its console script, the way `ros2 run` starts it."""
 
-    def __init__(self, params: dict = None, params_file=None, args=(), log_path=None, namespace=None, remaps=None):
+    def __init__(self, params: dict = None, params_file=None, args=(), log_path=None, namespace=None, remaps=None,
+                 new_session: bool = False, env: dict = None):
         ros_args = node_process.depth_node_argv(params, params_file, namespace, remaps)[3:]  # from --ros-args on
-        super().__init__([str(NODE_EXE), *args, *ros_args], log_path)
+        super().__init__([str(NODE_EXE), *args, *ros_args], log_path, new_session=new_session, env=env)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         self.wait_for_log(node_process.READY_LINE, timeout)
@@ -44,7 +46,7 @@ class NodeProcess(node_process.NodeProcess):
 @contextmanager
 def serving_node(params: dict):
     """A ready node for a test module; on leaving, it must shut down cleanly (exit code 0
-    on SIGINT), and its shared-memory segments are removed."""
+    on SIGINT, no traceback), and its shared-memory segments are removed."""
     proc = NodeProcess(params)
     try:
         proc.wait_ready()
@@ -52,8 +54,26 @@ def serving_node(params: dict):
     finally:
         try:
             assert proc.interrupt() == 0, proc.log()
+            assert "Traceback" not in proc.log(), proc.log()
         finally:
             proc.cleanup()
+
+
+def module_node_and_client(params: dict):
+    """Module-scoped fixtures `node` (a serving node with `params`) and `client` (connected
+    to it): one node serves the whole module, since start-up costs seconds.
+    Use as `node, client = module_node_and_client({...})`."""
+    @pytest.fixture(scope="module", name="node")
+    def node_fixture():
+        with serving_node(params) as proc:
+            yield proc
+
+    @pytest.fixture(scope="module", name="client")
+    def client_fixture(node):
+        with connected_client() as c:
+            yield c
+
+    return node_fixture, client_fixture
 
 
 @contextmanager
@@ -172,6 +192,16 @@ class Client:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+class Stamps:
+    """Unique, increasing header stamps for a test session's frames (one second apart)."""
+    next_ns = 1_000_000_000
+
+    @classmethod
+    def take(cls) -> int:
+        cls.next_ns += 1_000_000_000
+        return cls.next_ns
 
 
 def stamp_key(stamp) -> tuple:

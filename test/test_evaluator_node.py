@@ -3,6 +3,7 @@ and evaluator_node scoring a depth stream against the bag's sensor depth, as sep
 processes over real DDS. The "prediction" is the ground truth x 1.1, so the expected
 metrics are known exactly."""
 import math
+import signal
 
 import numpy as np
 import pytest
@@ -44,7 +45,15 @@ def python_module(module, *args):
     return [sys.executable, "-m", module, *map(str, args)]
 
 
-def test_evaluator_node_scores_a_replayed_bag(tmp_path):
+# How users stop it: Ctrl-C in a terminal (SIGINT to the group), Ctrl-C under
+# `ros2 launch` (two SIGINTs), systemd / docker (SIGTERM), a closed terminal (SIGHUP).
+# Each must write the results file and exit 0 without a traceback.
+STOPS = {"SIGINT": [signal.SIGINT], "SIGINT twice": [signal.SIGINT, signal.SIGINT],
+         "SIGTERM": [signal.SIGTERM], "SIGHUP": [signal.SIGHUP]}
+
+
+@pytest.mark.parametrize("stop", list(STOPS))
+def test_evaluator_node_scores_a_replayed_bag(tmp_path, stop):
     bag = write_prediction_bag(tmp_path / "bag")
     results = tmp_path / "results.json"
     evaluator = ProcessGroup(python_module("textdepth_ros.bags.evaluator_node", "--ros-args",
@@ -59,7 +68,9 @@ def test_evaluator_node_scores_a_replayed_bag(tmp_path):
         assert replay.wait(timeout=90) == 0, replay.log()
         assert f"/depth {N}" in replay.log()
         evaluator.wait_for_log(f"{N} frames scored", timeout=30)
-        assert evaluator.interrupt() == 0, evaluator.log()
+        for sig in STOPS[stop]:
+            evaluator.send_signal(sig)  # to the whole process group
+        assert evaluator.wait(timeout=30) == 0, evaluator.log()
     finally:
         evaluator.stop()
         if replay is not None:
@@ -70,7 +81,9 @@ def test_evaluator_node_scores_a_replayed_bag(tmp_path):
     assert summary["metrics"]["abs_rel"] == pytest.approx(0.1, abs=1e-5)
     assert summary["metrics"]["d1"] == 1.0
     assert math.isfinite(summary["latency_ms"]["p50"])
-    assert f"depth_evaluator: {N} frames scored: abs_rel 0.1000" in evaluator.log()
+    log = evaluator.log()
+    assert f"[depth_evaluator]: final: {N} frames scored: abs_rel 0.1000" in log
+    assert "Traceback" not in log and "[ERROR]" not in log, log
 
 
 def test_scorer_pairs_in_either_order_and_within_tolerance():

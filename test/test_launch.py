@@ -60,7 +60,7 @@ def test_yaml_sets_every_node_parameter_and_nothing_else():
     params = yaml.safe_load(YAML.read_text())[NODE_NAME]["ros__parameters"]
     assert set(params) == set(PARAMETERS)
     for name, value in params.items():
-        default = PARAMETERS[name][0]
+        default = PARAMETERS[name].default
         assert type(value) is type(default) or (isinstance(default, float) and isinstance(value, (int, float))), name
 
 

@@ -1,14 +1,18 @@
 """Every kind of bad input the node can meet, each followed by a good frame that must
-still be served: missing camera_info, unreadable images, size changes, bad intrinsics,
-and empty / whitespace / non-UTF-8 / huge / control-character text."""
+still be served: missing camera_info, unreadable images, frames outside the size
+limits, size changes, bad intrinsics, and empty / whitespace / non-UTF-8 / huge /
+control-character text, and text at 1 kHz."""
 import struct
+import time
 
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
-from ros_helpers import SMALL_PARAMS, connected_client, serving_node, camera_info, int_value, sample_image
+from ros_helpers import SMALL_PARAMS, Stamps, camera_info, int_value, module_node_and_client, sample_image
 from textdepth_ros.ros.conversions import image_to_numpy, numpy_to_image
+from textdepth_ros.ros.depth_node import THROTTLE_S
 from textdepth_ros.ros.text_input import CONTEXT_LENGTH
 
 H, W = 64, 80
@@ -16,26 +20,7 @@ H, W = 64, 80
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(scope="module")
-def node():
-    with serving_node(dict(SMALL_PARAMS, default_text="an office")) as proc:
-        yield proc
-    assert "Traceback" not in proc.log()
-
-
-@pytest.fixture(scope="module")
-def client(node):
-    with connected_client() as c:
-        yield c
-
-
-class Stamps:
-    next_ns = 1_000_000_000
-
-    @classmethod
-    def take(cls):
-        cls.next_ns += 1_000_000_000
-        return cls.next_ns
+node, client = module_node_and_client(dict(SMALL_PARAMS, default_text="an office"))
 
 
 def serve_good_frame(client, height=H, width=W, with_cloud=True):
@@ -67,10 +52,8 @@ def bad_images():
     small_step = numpy_to_image(sample_image(H, W), "rgb8")
     small_step.step = W
     empty = Image(encoding="rgb8")
-    huge_claim = numpy_to_image(sample_image(4, 4), "rgb8")
-    huge_claim.height, huge_claim.width, huge_claim.step = 100_000, 100_000, 300_000
     return {"unknown encoding": unknown, "depth encoding": not_colour, "data too short": short,
-            "step too small": small_step, "empty image": empty, "huge claimed size": huge_claim}
+            "step too small": small_step, "empty image": empty}
 
 
 @pytest.mark.parametrize("kind", list(bad_images()))
@@ -85,8 +68,53 @@ def test_unreadable_image_is_skipped_and_counted(client, node, kind):
     assert "image skipped" in node.log()
 
 
+def out_of_limits():
+    huge_claim = numpy_to_image(sample_image(4, 4), "rgb8")  # a header claiming 10^10 pixels
+    huge_claim.height, huge_claim.width, huge_claim.step = 100_000, 100_000, 300_000
+    # Valid, but the model would pad it to 32x100000: 25 s and 0.9 GB for one frame.
+    thin = numpy_to_image(np.zeros((1, 100_000, 3), np.uint8), "rgb8")
+    return {"too_large": huge_claim, "too_small": thin}
+
+
+@pytest.mark.parametrize("kind", list(out_of_limits()))
+def test_frames_outside_the_size_limits_are_skipped_and_counted(client, node, kind):
+    msg = out_of_limits()[kind]
+    before = int_value(client.diagnostics, f"frames_{kind}")
+    deadline = time.monotonic() + 60
+    while int_value(client.diagnostics, f"frames_{kind}") < before + 3 and time.monotonic() < deadline:
+        # One at a time: a burst of 300 KB best-effort messages loses some on the way.
+        msg.header.stamp.sec = Stamps.take() // 1_000_000_000
+        client.pub_image.publish(msg)
+        client.spin_for(0.5)
+    assert int_value(client.diagnostics, f"frames_{kind}") >= before + 3, client.diagnostics
+    serve_good_frame(client)
+    reason = {"too_large": "raise the max_pixels parameter", "too_small": "lower the min_side parameter"}[kind]
+    assert node.log().count(reason) == 1, "one rate-limited line for the three"
+
+
+def test_text_at_1khz_logs_a_few_lines_and_keeps_the_newest(client, node):
+    lines_before = node.log().count("scene text:")
+    updates_before = int_value(client.diagnostics, "text_updates")
+    start = time.monotonic()
+    sent = 0
+    while time.monotonic() - start < 2.0:
+        sent += 1
+        client.pub_text.publish(String(data=f"room number {sent}"))
+        client.executor.spin_once(timeout_sec=0.001)
+    elapsed = time.monotonic() - start
+    client.send_text(f"room number {sent}", wait=False)
+    client.spin_until(lambda: client.diagnostics.get("text") == f"room number {sent}", 30, "the newest text")
+    serve_good_frame(client)
+    updates = int_value(client.diagnostics, "text_updates") - updates_before
+    client.spin_for(THROTTLE_S + 1.5)  # the newest change is logged once the period is over
+    lines = node.log().count("scene text:") - lines_before
+    print(f"{sent} texts in {elapsed:.1f} s: {updates} applied, {lines} lines")
+    assert updates > 10 and lines <= 2 + elapsed / THROTTLE_S, (updates, lines)
+    assert f"scene text: 'room number {sent}'" in node.log()  # the newest is logged, if late
+
+
 def test_image_size_changes_between_frames(client):
-    for height, width in [(64, 80), (33, 47), (96, 128), (1, 1), (64, 80)]:
+    for height, width in [(64, 80), (33, 47), (96, 128), (32, 32), (64, 80)]:
         key = client.send_frame(sample_image(height, width), Stamps.take(), info=camera_info(height, width))
         out = client.wait_depth(key, topics=("depth", "points", "depth/camera_info"))
         assert image_to_numpy(out["depth"]).shape == (height, width)

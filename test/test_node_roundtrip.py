@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from ros_helpers import SMALL_PARAMS, connected_client, serving_node, camera_info, int_value, sample_image
+from ros_helpers import SMALL_PARAMS, camera_info, int_value, module_node_and_client, sample_image
 from textdepth_ros.ros.conversions import image_to_numpy
 from textdepth_ros.ros.pointcloud import backproject, pointcloud2_to_array
 
@@ -18,16 +18,7 @@ MAX_RANGE = 5.0  # the untrained tiny model predicts ~4-6 m: about half the clou
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(scope="module")
-def node():
-    with serving_node(dict(SMALL_PARAMS, max_range=MAX_RANGE, default_text="a room")) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def client(node):
-    with connected_client() as c:
-        yield c
+node, client = module_node_and_client(dict(SMALL_PARAMS, max_range=MAX_RANGE, default_text="a room"))
 
 
 def test_round_trip_depth_info_cloud(client):
@@ -72,6 +63,32 @@ def test_camera_info_of_another_resolution_is_scaled(client):
     assert ci.k[0] == pytest.approx(100.0) and ci.k[4] == pytest.approx(100.0)
     assert ci.k[2] == pytest.approx(2 * info.k[2]) and ci.k[5] == pytest.approx(2 * info.k[5])
     assert ci.p[0] == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("roi,binning,expected", [
+    ((64, 48, W, H), (0, 0), (200.0, 200.0, 63.5, 47.5)),  # the 96x128 ROI at (64, 48) of a 192x256 calibration
+    ((0, 0, 0, 0), (2, 2), (100.0, 100.0, 63.75, 47.75)),  # the whole sensor, binned 2x2
+])
+def test_camera_info_roi_and_binning_are_applied(client, roi, binning, expected):
+    """The camera's CameraInfo describes a 192x256 calibration (f = 200, centre 127.5,
+    95.5); the image is its ROI or its 2x2 binning. depth/camera_info describes the
+    depth image itself (roi and binning applied and cleared), and the cloud uses it."""
+    info = camera_info(2 * H, 2 * W, f=200.0)
+    info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = roi
+    info.binning_x, info.binning_y = binning
+    key = client.send_frame(sample_image(H, W), 4_000_000_000 + binning[0], info=info)
+    out = client.wait_depth(key, topics=("depth", "depth/camera_info", "points"))
+    ci = out["depth/camera_info"]
+    fx, fy, cx, cy = expected
+    assert (ci.k[0], ci.k[4], ci.k[2], ci.k[5]) == (fx, fy, cx, cy)
+    assert (ci.p[0], ci.p[5], ci.p[2], ci.p[6]) == (fx, fy, cx, cy)
+    assert (ci.height, ci.width, ci.binning_x, ci.binning_y) == (H, W, 0, 0)
+    assert (ci.roi.x_offset, ci.roi.y_offset, ci.roi.width, ci.roi.height) == (0, 0, 0, 0)
+    depth = np.where(image_to_numpy(out["depth"]) <= MAX_RANGE, image_to_numpy(out["depth"]), np.float32(np.nan))
+    x, y, _ = backproject(depth, fx, fy, cx, cy)
+    points = pointcloud2_to_array(out["points"])
+    np.testing.assert_array_equal(points["x"], x)
+    np.testing.assert_array_equal(points["y"], y)
 
 
 def test_preview_only_when_watched(client):

@@ -44,6 +44,18 @@ def test_close_publishes_what_waits_then_refuses_new_frames():
     queue = PublishQueue(lambda item: (time.sleep(0.05), published.append(item)), on_error=lambda exc: None)
     queue.put("x")
     queue.put("y")
-    queue.close(timeout=5)
+    assert queue.close(timeout=5)
     assert published == ["x", "y"] and queue.idle()
     assert not queue.put("z", timeout=0.1)
+
+
+def test_close_in_a_hurry_drops_the_waiting_frame():
+    published, release = [], threading.Event()
+    queue = PublishQueue(lambda item: (release.wait(5), published.append(item)), on_error=lambda exc: None)
+    queue.put("in progress")
+    time.sleep(0.05)
+    queue.put("waiting")
+    assert not queue.close(timeout=0)  # still inside publish()
+    release.set()
+    queue._thread.join(5)
+    assert published == ["in progress"]

@@ -3,7 +3,7 @@
 The network's memory grows with the pixel count (a 20000x20000 image asks for
 gigabytes before the first layer), and an image file's header can claim any size, so
 `textdepth predict` reads the header first and the node checks each message's
-width x height (`check_pixels`) before decoding.
+width x height (`check_pixels`, `check_min_side`) before decoding.
 """
 from pathlib import Path
 
@@ -12,15 +12,27 @@ import numpy as np
 from textdepth_ros.errors import UserError
 
 DEFAULT_MAX_PIXELS = 4096 * 4096
+# The network's coarsest features are 1/32 of the image: a thinner side is mostly padding,
+# and a 1x100000 image (padded to 32x100000) cost the tiny model 28 s of CPU time.
+DEFAULT_MIN_SIDE = 32
 
 
-def check_pixels(height: int, width: int, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image") -> None:
+def check_pixels(height: int, width: int, max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "image",
+                 remedy: str = "downscale it or raise --max-pixels") -> None:
     """UserError when height x width is empty or over `max_pixels` (0 = no limit)."""
     if height <= 0 or width <= 0:
         raise UserError(f"{what} is empty ({width}x{height})")
     if max_pixels and height * width > max_pixels:
         raise UserError(f"{what} is {width}x{height} = {height * width:,} pixels, over the limit of "
-                        f"{max_pixels:,} ({describe_limit(max_pixels)}); downscale it or raise --max-pixels")
+                        f"{max_pixels:,} ({describe_limit(max_pixels)}); {remedy}")
+
+
+def check_min_side(height: int, width: int, min_side: int = DEFAULT_MIN_SIDE, what: str = "image",
+                   remedy: str = "") -> None:
+    """UserError when a side of height x width is shorter than `min_side` pixels."""
+    if min(height, width) < min_side:
+        raise UserError(f"{what} is {width}x{height}, a side under {min_side} pixels"
+                        + (f"; {remedy}" if remedy else ""))
 
 
 def describe_limit(max_pixels: int) -> str:

@@ -26,16 +26,25 @@ import numpy as np
 from textdepth_ros.bags.scoring import DepthScorer, depth_in_metres, write_results
 
 # ------------------------------------------------------------------------------- node
-PARAMETERS = {
-    "results_file": ("", "JSON file written on shutdown (per-frame metrics + summary); empty = none"),
-    "gt_depth_scale": (0.001, "metres per unit of 16UC1 ground truth (millimetres: 0.001)"),
-    "crop": ("eigen", "eigen (NYU crop, applied only to 480x640 frames) or none"),
-    "sync_tolerance": (0.0, "seconds: pair the nearest stamps within this; 0 = identical stamps only"),
-    "min_depth": (1e-3, "evaluation range lower bound (m)"),
-    "max_depth": (10.0, "evaluation range upper bound (m)"),
-    "summary_period": (5.0, "seconds between summary log lines / `evaluation` messages"),
-    "prediction_reliable": (True, "subscribe `depth` reliable (matches depth_node); false = best effort"),
-}
+def _parameters():
+    """name -> Spec. Only what cannot skew the scores mid-run may change while it runs."""
+    from textdepth_ros.ros.parameters import Spec
+
+    return {
+        "results_file": Spec("", "JSON file written on shutdown (per-frame metrics + summary); empty = none",
+                             dynamic=True),
+        "gt_depth_scale": Spec(0.001, "metres per unit of 16UC1 ground truth (millimetres: 0.001)",
+                               low=1e-9, high=1e3),
+        "crop": Spec("eigen", "eigen (NYU crop, applied only to 480x640 frames) or none",
+                     check=lambda v: None if v.lower() in ("eigen", "none", "") else "eigen or none"),
+        "sync_tolerance": Spec(0.0, "seconds: pair the nearest stamps within this; 0 = identical stamps only",
+                               low=0.0, high=10.0),
+        "min_depth": Spec(1e-3, "evaluation range lower bound (m)", low=0.0, high=1e3),
+        "max_depth": Spec(10.0, "evaluation range upper bound (m)", low=0.0, high=1e3),
+        "summary_period": Spec(5.0, "seconds between summary log lines / `evaluation` messages", dynamic=True,
+                               low=0.1, high=3600.0),
+        "prediction_reliable": Spec(True, "subscribe `depth` reliable (matches depth_node); false = best effort"),
+    }
 
 
 def _make_node_class():
@@ -45,10 +54,12 @@ def _make_node_class():
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
+    from textdepth_ros.ros.parameters import LiveParameters, set_timer_period
+
     class EvaluatorNode(Node):
         def __init__(self, **kwargs):
             super().__init__("depth_evaluator", **kwargs)
-            self.params = {n: self.declare_parameter(n, d).value for n, (d, _) in PARAMETERS.items()}
+            self.params = LiveParameters(self, _parameters(), on_change=self._on_parameters)
             crop = str(self.params["crop"]).lower()
             self.scorer = DepthScorer(crop=None if crop in ("none", "") else "eigen",
                                       tolerance_ns=int(float(self.params["sync_tolerance"]) * 1e9),
@@ -60,10 +71,14 @@ def _make_node_class():
             self.create_subscription(Image, "gt_depth", self.on_ground_truth,
                                      QoSProfile(depth=20, reliability=ReliabilityPolicy.BEST_EFFORT))
             self.pub_summary = self.create_publisher(String, "evaluation", 10)
-            self.create_timer(max(float(self.params["summary_period"]), 0.1), self.publish_summary)
+            self._summary_timer = self.create_timer(float(self.params["summary_period"]), self.publish_summary)
             self.bad_gt = 0
             self.get_logger().info(f"scoring {self.resolve_topic_name('depth')} against "
                                    f"{self.resolve_topic_name('gt_depth')}")
+
+        def _on_parameters(self, changed):
+            if "summary_period" in changed:
+                set_timer_period(self._summary_timer, changed["summary_period"])
 
         def on_prediction(self, msg):
             from textdepth_ros.ros.conversions import image_to_numpy
@@ -89,12 +104,14 @@ def _make_node_class():
                 self.get_logger().info(self.scorer.summary_line())
             self.pub_summary.publish(String(data=json.dumps(self.scorer.summary())))
 
-        def write(self):
+        def finish(self, _hurry=None) -> bool:
+            """On stop: the results file (written whole, never partly) and a last summary line.
+            Quick, so a second signal does not cut it short."""
             path = self.params["results_file"]
             if path:
                 write_results(path, self.scorer.summary(), self.scorer.frames, {"bad_ground_truth": self.bad_gt})
-                return path
-            return None
+            self.get_logger().info(f"final: {self.scorer.summary_line()}" + (f"; results in {path}" if path else ""))
+            return True
 
     return EvaluatorNode
 
@@ -104,22 +121,12 @@ def _stamp(msg) -> int:
 
 
 def main(args=None) -> int:
-    import rclpy
-
     from textdepth_ros.ros.fastdds_profile import use_shm_profile
-    from textdepth_ros.ros.spinning import run_until_shutdown
+    from textdepth_ros.ros.spinning import run_node
 
     use_shm_profile()
-    rclpy.init(args=args)
-    node = _make_node_class()()
-
-    def report():
-        written = node.write()
-        # rclpy's logger may be gone after a signal: print the final line directly.
-        print(f"depth_evaluator: {node.scorer.summary_line()}" + (f"; results in {written}" if written else ""),
-              flush=True)
-
-    return run_until_shutdown(node, on_stop=report)
+    return run_node(_make_node_class(), stop=lambda node, hurry: node.finish(hurry), args=args,
+                    name="depth_evaluator")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,16 @@
 """`depth_node`: RGB image + scene text in, metric depth + point cloud out.
 
-Threads: the executor thread (one SingleThreadedExecutor, spun with spin_once so
-SIGINT is never missed) runs callbacks that only store the newest frame, camera
-info or text; one worker thread runs the model on the newest frame and publishes.
-Frames replaced before the worker got to them are dropped and counted.
+Threads: the executor thread (one SingleThreadedExecutor, spun with spin_once; see
+spinning.py for the start/stop order) runs callbacks that only check and store the
+newest frame, camera info, text or parameter change; one InferenceWorker thread runs
+the model on the newest frame and hands it to a PublishQueue thread, which publishes it
+while the next frame runs. Frames replaced before the worker got to them are dropped
+and counted.
 """
 import sys
-import threading
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -18,42 +18,76 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
 from textdepth_ros.errors import UserError
+from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, check_min_side, check_pixels
 from textdepth_ros.preview import colorize_depth
+from textdepth_ros.ros.camera_info import image_camera_info
 from textdepth_ros.ros.conversions import numpy_to_image, to_rgb8
 from textdepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
-from textdepth_ros.ros.frame_slot import LatestSlot
+from textdepth_ros.ros.inference_worker import InferenceWorker
+from textdepth_ros.ros.parameters import LiveParameters, Spec, set_timer_period
+from textdepth_ros.ros.pointcloud import depth_to_pointcloud2, invalid_to_nan, nan_is_the_only_invalid
 from textdepth_ros.ros.publish_queue import PublishQueue
-from textdepth_ros.ros.pointcloud import (depth_to_pointcloud2, invalid_to_nan, nan_is_the_only_invalid,
-                                          valid_intrinsics)
-from textdepth_ros.ros.text_input import clean_text
-from textdepth_ros.ros.spinning import run_until_shutdown
+from textdepth_ros.ros.python_logging import forward_package_logging
+from textdepth_ros.ros.spinning import run_node
+from textdepth_ros.ros.text_input import TextChangeLog, clean_text
 
 NODE_NAME = "depth_node"
 THROTTLE_S = 5.0  # at most one line per kind of bad input every few seconds
+STOP_GRACE_S = 3.0  # how long a stop waits for the frame inside the model before dropping it
 
-# name -> (default, description); the README table documents the same list.
+
+def frame_size_problem(height: int, width: int, params, what: str = "image"):
+    """(counter, reason) if a frame is outside max_pixels / min_side, else None; checked on
+    the message header before any pixel is read. Empty frames pass: decoding says why."""
+    if height == 0 or width == 0:
+        return None
+    try:
+        check_pixels(height, width, params["max_pixels"], what, "raise the max_pixels parameter to allow it")
+    except UserError as exc:
+        return "too_large", str(exc)
+    try:
+        check_min_side(height, width, params["min_side"], what, "lower the min_side parameter to allow it")
+    except UserError as exc:
+        return "too_small", str(exc)
+    return None
+
+
+def _usable_text(value: str):
+    return None if clean_text(value)[0] else "no usable text (empty, whitespace or control characters)"
+
+
+# The README's parameter table documents the same list.
 PARAMETERS = {
-    "model_config": ("tiny", "model config name (config/model/<name>.yaml) or a YAML path"),
-    "checkpoint": ("", "trained checkpoint file; empty runs untrained (random) weights"),
-    "device": ("auto", "auto, cpu, cuda or cuda:N (CUDA absent: CPU with one warning)"),
-    "fp16": (False, "half precision autocast (fp16 on CUDA, bf16 on CPU)"),
-    "compile": (False, "torch.compile the network (GPU: much less launch overhead; first frame of a size compiles)"),
-    "compile_cache_dir": ("", "torch.compile's on-disk cache, reused by a restart "
+    "model_config": Spec("tiny", "model config name (config/model/<name>.yaml) or a YAML path"),
+    "checkpoint": Spec("", "trained checkpoint file; empty runs untrained (random) weights"),
+    "device": Spec("auto", "auto, cpu, cuda or cuda:N (CUDA absent: CPU with one warning)"),
+    "fp16": Spec(False, "half precision autocast (fp16 on CUDA, bf16 on CPU)"),
+    "compile": Spec(False, "torch.compile the network (GPU: much less launch overhead; the first frame of "
+                    "each size compiles)"),
+    "compile_cache_dir": Spec("", "torch.compile's on-disk cache, reused by a restart "
                               "(empty: $TORCHINDUCTOR_CACHE_DIR or ~/.cache/textdepth_ros/torch_compile)"),
-    "cuda_graphs": (True, "CUDA: capture the forward per input size in a CUDA graph and replay it (no-op on CPU)"),
-    "cuda_graph_sizes": (4, "CUDA graphs: most input sizes kept captured (least recently used dropped)"),
-    "backend": ("torch", "torch, or onnxruntime (runs `onnx_model`; CUDA/TensorRT providers where installed)"),
-    "onnx_model": ("", "backend onnxruntime: the .onnx file from `textdepth export` (same config/checkpoint)"),
-    "default_text": ("an indoor scene", "scene description used until one arrives on `text`"),
-    "publish_cloud": (True, "publish `points`"),
-    "cloud_rgb": (True, "XYZRGB cloud (colour from the input image) instead of XYZ"),
-    "max_range": (0.0, "cloud points farther than this (m) become NaN; 0 = no limit"),
-    "max_uncertainty": (0.0, "cloud points with uncertainty above this (m) become NaN; 0 = off"),
-    "warmup": (True, "run one forward pass at start-up"),
-    "warmup_height": (480, "warm-up image height"),
-    "warmup_width": (640, "warm-up image width"),
-    "diagnostics_period": (1.0, "seconds between /diagnostics messages"),
+    "cuda_graphs": Spec(True, "CUDA: capture the forward per input size in a CUDA graph and replay it (no-op on CPU)"),
+    "cuda_graph_sizes": Spec(4, "CUDA graphs: most input sizes kept captured (least recently used dropped)",
+                             low=1, high=64),
+    "backend": Spec("torch", "torch, or onnxruntime (runs `onnx_model`; CUDA/TensorRT providers where installed)"),
+    "onnx_model": Spec("", "backend onnxruntime: the .onnx file from `textdepth export` (same config/checkpoint)"),
+    "default_text": Spec("an indoor scene", "scene description used until one arrives on `text`; setting it at run "
+                         "time makes it the current description", dynamic=True, check=_usable_text),
+    "publish_cloud": Spec(True, "publish `points`", dynamic=True),
+    "cloud_rgb": Spec(True, "XYZRGB cloud (colour from the input image) instead of XYZ", dynamic=True),
+    "max_range": Spec(0.0, "cloud points farther than this (m) become NaN; 0 = no limit", dynamic=True,
+                      low=0.0, high=1000.0),
+    "max_uncertainty": Spec(0.0, "cloud points with uncertainty above this (m) become NaN; 0 = off", dynamic=True,
+                            low=0.0, high=1000.0),
+    "max_pixels": Spec(DEFAULT_MAX_PIXELS, "frames with more pixels (height x width) are skipped and counted",
+                       dynamic=True, low=1, high=2**31 - 1),
+    "min_side": Spec(DEFAULT_MIN_SIDE, "frames with a side shorter than this (pixels) are skipped and counted; "
+                     "the network's coarsest features are 1/32 of the image", dynamic=True, low=1, high=4096),
+    "warmup": Spec(True, "run one forward pass at start-up"),
+    "warmup_height": Spec(480, "warm-up image height (use the camera's)", low=1, high=16384),
+    "warmup_width": Spec(640, "warm-up image width (use the camera's)", low=1, high=16384),
+    "diagnostics_period": Spec(1.0, "seconds between /diagnostics messages", dynamic=True, low=0.05, high=3600.0),
 }
 
 
@@ -62,41 +96,23 @@ def text_qos() -> QoSProfile:
     return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def scaled_camera_info(info: CameraInfo, header, height: int, width: int) -> CameraInfo:
-    """The camera's intrinsics for an image of height x width (scaled if sizes differ)."""
-    sx = width / info.width if info.width else 1.0
-    sy = height / info.height if info.height else 1.0
-    out = CameraInfo()
-    out.header = header
-    out.height, out.width = height, width
-    out.distortion_model = info.distortion_model
-    out.d = list(info.d)
-    out.r = list(info.r)
-    k = np.array(info.k, dtype=np.float64)
-    k[[0, 2]] *= sx
-    k[[4, 5]] *= sy
-    out.k = k.tolist()
-    p = np.array(info.p, dtype=np.float64)
-    p[[0, 2, 3]] *= sx
-    p[[5, 6]] *= sy
-    out.p = p.tolist()
-    return out
-
-
 class DepthNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)
-        self.params = {name: self.declare_parameter(name, default).value for name, (default, _) in PARAMETERS.items()}
+        forward_package_logging(self.get_logger())
+        self.params = LiveParameters(self, PARAMETERS, on_change=self._on_parameters)
         self.estimator = None
         self.stats = NodeStats()
-        self.slot = LatestSlot()
+        self.worker = InferenceWorker(self.process, self._frame_failed)
+        self.publisher = PublishQueue(self.publish_frame, self._frame_failed)
+        self.slot = self.worker.slot
         self._camera_info = None
         self._text = self.params["default_text"]
-        self._stop = threading.Event()
-        self._worker = None
-        self.outputs = None
+        self._text_log = TextChangeLog(THROTTLE_S)
         self._tokenizer = None
+        self._context_length = 77
         self._last_warned = {}
+        self._diagnostics_timer = None
 
         self.pub_depth = self.create_publisher(Image, "depth", 10)
         self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", 10)
@@ -108,58 +124,76 @@ class DepthNode(Node):
     # -- start / stop ---------------------------------------------------------------
     def start(self) -> None:
         """Load the model (UserError on a bad checkpoint/config), warm up, subscribe."""
-        from textdepth_ros.inference import DepthEstimator  # torch loads only here
-
         p = self.params
+        warmup_size = (int(p["warmup_height"]), int(p["warmup_width"]))
+        problem = frame_size_problem(*warmup_size, p, "the warm-up image") if p["warmup"] else None
+        if problem:
+            raise UserError(f"{problem[1]} (set warmup_height/warmup_width to the camera's size)")
+
+        self.estimator = self._load_estimator(p)  # a CUDA fallback warns through logging
+        encoder = getattr(self.estimator.model, "text_encoder", None)
+        self._tokenizer = getattr(encoder, "tokenizer", None)
+        self._context_length = getattr(encoder, "context_length", 77)
+        self._text = self._clean(p["default_text"]) or "an indoor scene"
+        self.get_logger().info(f"model: {self.estimator.describe()}")
+        if self.estimator.untrained:
+            self.get_logger().warning("UNTRAINED weights (no checkpoint): the depth is not meaningful; "
+                                      "set the `checkpoint` parameter to a trained model")
+        if p["warmup"]:
+            ms = self.estimator.warmup(*warmup_size, self._text)
+            self.get_logger().info(f"warm-up forward {warmup_size[0]}x{warmup_size[1]}: {ms:.0f} ms")
+        self.create_subscription(Image, "image", self.on_image, qos_profile_sensor_data)
+        self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, qos_profile_sensor_data)
+        self.create_subscription(String, "text", self.on_text, text_qos())
+        self._diagnostics_timer = self.create_timer(float(p["diagnostics_period"]), self.publish_diagnostics)
+        self.create_timer(1.0, self._log_pending_text)
+        self.worker.start()
+        self.get_logger().info("ready: waiting for images on " + self.resolve_topic_name("image"))
+
+    @staticmethod
+    def _load_estimator(p):
         if p["backend"] == "onnxruntime":
             from textdepth_ros.onnx_runtime import OnnxDepthEstimator
 
             if not p["onnx_model"]:
                 raise UserError("backend onnxruntime needs the `onnx_model` parameter (a file from `textdepth export`)")
-            self.estimator = OnnxDepthEstimator(p["onnx_model"], p["model_config"], p["checkpoint"] or None, p["device"])
-        elif p["backend"] == "torch":
-            self.estimator = DepthEstimator(p["model_config"], p["checkpoint"] or None, p["device"], bool(p["fp16"]),
-                                            compile=bool(p["compile"]), compile_cache=p["compile_cache_dir"],
-                                            cuda_graphs=bool(p["cuda_graphs"]),
-                                            graph_sizes=max(1, int(p["cuda_graph_sizes"])))
-        else:
+            return OnnxDepthEstimator(p["onnx_model"], p["model_config"], p["checkpoint"] or None, p["device"])
+        if p["backend"] != "torch":
             raise UserError(f"unknown backend '{p['backend']}' (torch or onnxruntime)")
-        encoder = getattr(self.estimator.model, "text_encoder", None)
-        self._tokenizer = getattr(encoder, "tokenizer", None)
-        self._context_length = getattr(encoder, "context_length", 77)
-        self._text = self._clean(p["default_text"]) or "an indoor scene"
-        if self.estimator.device_warning:
-            self.get_logger().warning(self.estimator.device_warning)
-        self.get_logger().info(f"model: {self.estimator.describe()}")
-        if self.estimator.untrained:
-            self.get_logger().warning("UNTRAINED weights (no checkpoint): the depth is not meaningful; "
-                                   "set the `checkpoint` parameter to a trained model")
-        if p["warmup"]:
-            ms = self.estimator.warmup(int(p["warmup_height"]), int(p["warmup_width"]), self._text)
-            self.get_logger().info(f"warm-up forward {int(p['warmup_height'])}x{int(p['warmup_width'])}: {ms:.0f} ms")
-        self.create_subscription(Image, "image", self.slot_image, qos_profile_sensor_data)
-        self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, qos_profile_sensor_data)
-        self.create_subscription(String, "text", self.on_text, text_qos())
-        self.create_timer(max(float(p["diagnostics_period"]), 0.05), self.publish_diagnostics)
-        self.outputs = PublishQueue(self.publish_frame, self._frame_failed)
-        self._worker = threading.Thread(target=self._work, name="depth_inference", daemon=True)
-        self._worker.start()
-        self.get_logger().info("ready: waiting for images on " + self.resolve_topic_name("image"))
+        from textdepth_ros.inference import DepthEstimator  # torch loads only here
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self.slot.close()
-        if self._worker is not None:
-            self._worker.join(timeout)
-        if self.outputs is not None:
-            self.outputs.close(timeout)
+        return DepthEstimator(p["model_config"], p["checkpoint"] or None, p["device"], bool(p["fp16"]),
+                              compile=bool(p["compile"]), compile_cache=p["compile_cache_dir"],
+                              cuda_graphs=bool(p["cuda_graphs"]), graph_sizes=int(p["cuda_graph_sizes"]))
+
+    def stop(self, hurry=None) -> bool:
+        """Take no more frames; let the frame in progress finish (up to STOP_GRACE_S, or
+        until `hurry` is set), else drop it. False: a thread is still inside the model."""
+        if self.worker.busy:
+            self.get_logger().info(f"finishing the frame in progress (up to {STOP_GRACE_S:g} s; "
+                                   "Ctrl-C again to drop it)")
+        finished = self.worker.stop(STOP_GRACE_S, hurry)
+        if not finished:
+            self.get_logger().info("dropped the frame in progress")
+        # The finished frame waiting for the publisher goes out too, unless in a hurry;
+        # whatever the publisher has not sent by then is discarded at the output gate.
+        published = self.publisher.close(0.0 if not finished or (hurry is not None and hurry.is_set()) else STOP_GRACE_S)
+        if not published:
+            self.worker.close_outputs()
+        return finished
 
     @property
     def current_text(self) -> str:
         return self._text
 
-    # -- callbacks (executor thread): store and return --------------------------------
-    def slot_image(self, msg: Image) -> None:
+    # -- callbacks (executor thread): check, store and return ----------------------------
+    def on_image(self, msg: Image) -> None:
+        problem = frame_size_problem(msg.height, msg.width, self.params)
+        if problem is not None:
+            counter, reason = problem
+            self.stats.count(counter)
+            self._warn_limited(counter, f"image skipped: {reason}")
+            return
         self.slot.put((msg, time.monotonic()))
 
     def on_camera_info(self, msg: CameraInfo) -> None:
@@ -168,54 +202,64 @@ class DepthNode(Node):
     def on_text(self, msg: String) -> None:
         text = self._clean(msg.data)
         if text is not None and text != self._text:
-            self._text = text
-            self.get_logger().info(f"scene text: '{text[:120]}'")
+            self._set_text(text)
+
+    def _set_text(self, text: str) -> None:
+        self._text = text
+        self.stats.count("text_updates")
+        line = self._text_log.changed(text, time.monotonic())
+        if line:
+            self.get_logger().info(line)
+
+    def _log_pending_text(self) -> None:
+        line = self._text_log.due(time.monotonic())
+        if line:
+            self.get_logger().info(line)
+
+    def _on_parameters(self, changed: dict) -> None:
+        """Run-time changes; the worker reads the other values per frame from self.params."""
+        if "diagnostics_period" in changed and self._diagnostics_timer is not None:
+            set_timer_period(self._diagnostics_timer, changed["diagnostics_period"])
+        if "default_text" in changed:
+            text = self._clean(changed["default_text"])
+            if text is not None and text != self._text:
+                self._set_text(text)
+        self.get_logger().info("parameters set: " + ", ".join(f"{k}={v!r}" for k, v in changed.items()))
 
     def _clean(self, raw):
-        text, notes = clean_text(raw, self._tokenizer, self._context_length if self._tokenizer else 77)
+        text, notes = clean_text(raw, self._tokenizer, self._context_length)
         for note in notes:
             self._warn_limited(note, note)
         return text
 
     def _warn_limited(self, kind: str, message: str) -> None:
         """At most one line per kind every THROTTLE_S (rclpy throttles per call site,
-        which would let one kind of bad text hide another)."""
+        which would let one kind of bad input hide another)."""
         now = time.monotonic()
         if now - self._last_warned.get(kind, -THROTTLE_S) >= THROTTLE_S:
             self._last_warned[kind] = now
             self.get_logger().warning(message)
 
     # -- worker thread ----------------------------------------------------------------
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            item = self.slot.take(timeout=0.2)
-            if item is None:
-                continue
-            try:
-                self.process(*item)
-            except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the node
-                self._frame_failed(exc)
+    def _frame_failed(self, exc: Exception) -> None:
+        self.stats.failed += 1
+        self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=THROTTLE_S)
 
     def process(self, msg: Image, received: float) -> None:
-        """Worker thread: predict, then hand the frame to the publisher thread (which
-        publishes it while the next forward runs)."""
         try:
             rgb = to_rgb8(msg)
         except ValueError as exc:
             self.stats.bad_frames += 1
-            self.get_logger().warning(f"image skipped: {exc}", throttle_duration_sec=THROTTLE_S)
+            self._warn_limited("unreadable", f"image skipped: {exc}")
             return
-        text = self._text
+        text, params = self._text, self.params.values  # one consistent set for this frame
         pred = self.estimator.predict(rgb, text)
-        self.outputs.put((msg, received, rgb, text, pred))
-
-    def _frame_failed(self, exc) -> None:
-        self.stats.failed += 1
-        self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=THROTTLE_S)
+        self.publisher.put((msg, received, rgb, text, params, pred))
 
     def publish_frame(self, item) -> None:
-        """Publisher thread: depth first (what latency-bound consumers wait for), then the rest."""
-        msg, received, rgb, text, pred = item
+        """Publisher thread, while the worker runs the next frame: depth first (what
+        latency-bound consumers wait for), then the rest."""
+        msg, received, rgb, text, params, pred = item
         depth = pred.depth.astype(np.float32, copy=False)
         if not nan_is_the_only_invalid(depth):  # two reductions; a copy only when needed
             depth = invalid_to_nan(depth)
@@ -223,49 +267,52 @@ class DepthNode(Node):
         if (height, width) != rgb.shape[:2]:
             raise RuntimeError(f"model returned {depth.shape} for a {rgb.shape[:2]} image")
         header = msg.header
-        self.pub_depth.publish(numpy_to_image(depth, "32FC1", header))
-        self.pub_uncertainty.publish(numpy_to_image(pred.uncertainty.astype(np.float32, copy=False), "32FC1", header))
-        info = self._depth_camera_info(header, height, width)
-        if info is not None:
-            self.pub_info.publish(info)
-            if self.params["publish_cloud"] and self.pub_points.get_subscription_count() > 0:
-                self.pub_points.publish(self._cloud(depth, pred.uncertainty, info, header, rgb))
-        if self.pub_preview.get_subscription_count() > 0:  # colorizing costs; skip when unwatched
-            d_max = self.params["max_range"] or self.estimator.depth_limits[1]
-            self.pub_preview.publish(numpy_to_image(colorize_depth(depth, 0.0, d_max), "rgb8", header))
+        with self.worker.outputs() as open_:
+            if not open_:
+                return  # dropped at shutdown: the node may be gone
+            self.pub_depth.publish(numpy_to_image(depth, "32FC1", header))
+            self.pub_uncertainty.publish(numpy_to_image(pred.uncertainty.astype(np.float32, copy=False), "32FC1",
+                                                        header))
+            info = self._depth_camera_info(header, height, width)
+            if info is not None:
+                self.pub_info.publish(info)
+                if params["publish_cloud"] and self.pub_points.get_subscription_count() > 0:
+                    self.pub_points.publish(self._cloud(depth, pred.uncertainty, info, header, rgb, params))
+            if self.pub_preview.get_subscription_count() > 0:  # colorizing costs; skip when unwatched
+                d_max = params["max_range"] or self.estimator.depth_limits[1]
+                self.pub_preview.publish(numpy_to_image(colorize_depth(depth, 0.0, d_max), "rgb8", header))
         self.stats.record(time.monotonic() - received, pred.forward_ms, text)
 
     def _depth_camera_info(self, header, height, width):
         info = self._camera_info
         if info is None:
-            self.get_logger().warning("no camera_info received yet: publishing depth without camera_info/points",
-                                   throttle_duration_sec=THROTTLE_S * 2)
+            self._warn_limited("no camera_info", "no camera_info received yet: publishing depth without "
+                               "camera_info/points")
             self.stats.no_camera_info += 1
             return None
-        out = scaled_camera_info(info, header, height, width)
-        if not valid_intrinsics(out.k[0], out.k[4], out.k[2], out.k[5]):
+        try:
+            return image_camera_info(info, header, height, width)
+        except ValueError as exc:
             self.stats.bad_intrinsics += 1
-            self.get_logger().warning(f"camera_info has unusable intrinsics K={[float(v) for v in info.k]}: no points published",
-                                   throttle_duration_sec=THROTTLE_S)
+            self._warn_limited("bad camera_info", f"{exc}: no points published")
             return None
-        return out
 
-    def _cloud(self, depth, uncertainty, info, header, rgb):
+    @staticmethod
+    def _cloud(depth, uncertainty, info, header, rgb, params):
         """`depth` is already NaN wherever it is invalid; the range/uncertainty cuts make
         one masked copy only when they are on and cut something."""
         cut = None
         with np.errstate(invalid="ignore"):
-            if self.params["max_range"] > 0:
-                cut = ~(depth <= np.float32(self.params["max_range"]))
-            if self.params["max_uncertainty"] > 0:
-                too_uncertain = ~(uncertainty <= np.float32(self.params["max_uncertainty"]))
+            if params["max_range"] > 0:
+                cut = ~(depth <= np.float32(params["max_range"]))
+            if params["max_uncertainty"] > 0:
+                too_uncertain = ~(uncertainty <= np.float32(params["max_uncertainty"]))
                 cut = too_uncertain if cut is None else cut | too_uncertain
         if cut is not None and cut.any():
             depth = depth.copy()
             np.copyto(depth, np.float32(np.nan), where=cut)
         k = info.k
-        return depth_to_pointcloud2(depth, (k[0], k[4], k[2], k[5]), header,
-                                    rgb if self.params["cloud_rgb"] else None)
+        return depth_to_pointcloud2(depth, (k[0], k[4], k[2], k[5]), header, rgb if params["cloud_rgb"] else None)
 
     def publish_diagnostics(self) -> None:
         stamp = self.get_clock().now().to_msg()
@@ -274,16 +321,7 @@ class DepthNode(Node):
 
 def main(args=None) -> int:
     use_shm_profile()  # before rclpy.init: Fast DDS reads it when the participant is created
-    rclpy.init(args=args)
-    node = DepthNode()
-    try:
-        node.start()
-    except UserError as exc:
-        node.get_logger().fatal(f"cannot start: {exc}")
-        node.destroy_node()
-        rclpy.try_shutdown()
-        return 1
-    return run_until_shutdown(node, on_stop=node.stop)
+    return run_node(DepthNode, start=DepthNode.start, stop=DepthNode.stop, args=args, name=NODE_NAME)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Counters the node keeps and the diagnostic_msgs/DiagnosticArray it publishes.
 
-One status, `depth_node: inference`, WARN while the weights are untrained. Tests
-and the demo read its values (frames, drops, encoder_calls, text) instead of
-reaching into the process.
+One status, `<node's fully qualified name>: inference` (as diagnostic_updater names
+statuses with its use_fqn option, so two nodes in two namespaces stay apart), WARN
+while the weights are untrained. Tests and the demo read its values (frames, drops,
+encoder_calls, text) instead of reaching into the process.
 """
 import threading
 import time
@@ -23,6 +24,7 @@ class NodeStats:
         self.bad_intrinsics = 0
         self.forward_ms = 0.0
         self.text = ""
+        self.counts = {"too_large": 0, "too_small": 0, "text_updates": 0}
         self._latencies = deque(maxlen=WINDOW)
         self._forwards = deque(maxlen=WINDOW)
         self._times = deque(maxlen=WINDOW)
@@ -35,6 +37,10 @@ class NodeStats:
             self._latencies.append(latency_s * 1000.0)
             self._forwards.append(forward_ms)
             self._times.append(time.monotonic())
+
+    def count(self, name: str) -> None:
+        with self._lock:
+            self.counts[name] += 1
 
     def window(self):
         """(rate Hz, mean latency ms, max latency ms, mean forward ms) over the last frames."""
@@ -61,6 +67,8 @@ def diagnostic_array(node, stamp) -> DiagnosticArray:
         "failed_frames": stats.failed,
         "frames_without_camera_info": stats.no_camera_info,
         "frames_with_bad_intrinsics": stats.bad_intrinsics,
+        "frames_too_large": stats.counts["too_large"],
+        "frames_too_small": stats.counts["too_small"],
         "rate_hz": f"{rate:.2f}",
         "latency_ms_mean": f"{latency:.1f}",
         "latency_ms_max": f"{latency_max:.1f}",
@@ -71,9 +79,10 @@ def diagnostic_array(node, stamp) -> DiagnosticArray:
         "model": estimator.describe() if estimator else "loading",
         "untrained": str(untrained).lower(),
         "text": node.current_text,
+        "text_updates": stats.counts["text_updates"],
     }
     status = DiagnosticStatus()
-    status.name = f"{node.get_name()}: inference"
+    status.name = status_name(node.get_fully_qualified_name())
     status.hardware_id = values["device"]
     if untrained:
         status.level, status.message = DiagnosticStatus.WARN, "running UNTRAINED weights"
@@ -88,9 +97,15 @@ def diagnostic_array(node, stamp) -> DiagnosticArray:
     return msg
 
 
-def diagnostic_values(msg: DiagnosticArray, name_suffix: str = ": inference") -> dict:
-    """The key/value pairs of our status in a DiagnosticArray (empty if not ours)."""
+def status_name(node_fqn: str) -> str:
+    return f"{node_fqn}: inference"
+
+
+def diagnostic_values(msg: DiagnosticArray, node_fqn: str = None) -> dict:
+    """The key/value pairs of a depth node's status in a DiagnosticArray (that of the
+    node `node_fqn`, or of any depth node); empty if there is none."""
     for status in msg.status:
-        if status.name.endswith(name_suffix):
+        ours = status.name == status_name(node_fqn) if node_fqn else status.name.endswith(status_name(""))
+        if ours:
             return {kv.key: kv.value for kv in status.values}
     return {}

@@ -42,7 +42,7 @@ class NodeProcess:
     """`argv` as a child process. With `new_session`, signals go to its whole process
     group (what Ctrl-C in a terminal does), so programs that start nodes stop them too."""
 
-    def __init__(self, argv, log_path=None, new_session: bool = False, cwd=None):
+    def __init__(self, argv, log_path=None, new_session: bool = False, cwd=None, env: dict = None):
         self.log_path = Path(log_path or tempfile.mkstemp(prefix="textdepth_node_", suffix=".log")[1])
         self._log = open(self.log_path, "wb")
         self._group = new_session
@@ -50,7 +50,7 @@ class NodeProcess:
         self._shm = set()
         self.proc = subprocess.Popen(list(map(str, argv)), stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=new_session, cwd=cwd,
-                                     env=dict(os.environ))
+                                     env=dict(os.environ, **(env or {})))
 
     @property
     def pid(self) -> int:
@@ -78,6 +78,10 @@ class NodeProcess:
                 raise TimeoutError(f"no '{text}' after {timeout:g} s:\n{self.log_tail()}")
             time.sleep(0.1)
         self._shm |= fastdds_files_of(self.pid)
+
+    def send_signal(self, sig) -> None:
+        """`sig` to the process, or to its whole group with `new_session` (a terminal's Ctrl-C)."""
+        self._signal(sig)
 
     def _signal(self, sig) -> None:
         self._shm |= fastdds_files_of(self.pid)

@@ -42,13 +42,16 @@ class PublishQueue:
         with self._cond:
             return self._cond.wait_for(lambda: self._item is None and not self._busy, timeout)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Publish what is waiting (within `timeout`), then stop the thread."""
+    def close(self, timeout: float = 5.0) -> bool:
+        """Publish what is waiting (within `timeout`), then stop the thread; a frame not
+        yet taken by then is dropped. True if the thread has ended."""
         self.wait_idle(timeout)
         with self._cond:
             self._closed = True
+            self._item = None
             self._cond.notify_all()
-        self._thread.join(timeout)
+        self._thread.join(max(timeout, 0.05))
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
         while True:

@@ -1,32 +1,137 @@
-"""The executor loop every node of this package runs."""
+"""How every node process of this package starts, spins and stops.
+
+The order on a stop request (SIGINT, SIGTERM or SIGHUP; a terminal's Ctrl-C sends
+SIGINT to the whole process group, `ros2 launch` sends a second one of its own):
+  1. stop spinning: no more callbacks, so no new frames, texts or parameter changes;
+  2. `stop(node, hurry)`: the node finishes what is in flight (the depth node waits a
+     little for the frame inside the model; a second signal sets `hurry` and drops it);
+  3. destroy the node and shut the context down, while nothing else uses them.
+rclpy's own signal handlers are not installed: they shut the context down the
+moment a signal lands, under a worker that is still publishing ("context is
+invalid"), and a second SIGINT raised KeyboardInterrupt inside destroy_node. Ours
+only set flags, so no signal can interrupt the teardown itself.
+
+If a frame was dropped, its thread is still inside torch: the process then leaves
+with os._exit after the teardown, because interpreter finalization under a running
+torch thread aborts (std::terminate, exit -6).
+"""
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+
+from textdepth_ros.errors import UserError
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def spin_until_shutdown(executor) -> None:
-    """spin_once in a loop until shutdown or Ctrl-C. Not executor.spin(): on this
-    machine spin() was seen to miss SIGINT, a short spin_once loop did not."""
+class StopRequests:
+    """SIGINT, SIGTERM and SIGHUP as flags: the first one asks to stop, a later one to
+    hurry. While `interrupting()` (start-up: loading a model, warming up) the first one
+    raises KeyboardInterrupt instead, since there is nothing to finish yet."""
+
+    def __init__(self):
+        self.requested = threading.Event()
+        self.hurry = threading.Event()
+        self.signal_name = None
+        self._interrupt = False
+
+    def install(self) -> "StopRequests":
+        for sig in STOP_SIGNALS:
+            if sig == signal.SIGHUP and signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # started with `nohup`: it is meant to outlive the terminal
+            signal.signal(sig, self._on_signal)  # SIGINT even where a shell's `&` ignored it, as rclpy does
+        return self
+
+    def _on_signal(self, signum, _frame) -> None:
+        if self.requested.is_set():
+            self.hurry.set()
+            return
+        self.signal_name = signal.Signals(signum).name
+        self.requested.set()
+        if self._interrupt:
+            self._interrupt = False  # a second signal during the clean-up must not raise again
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def interrupting(self):
+        self._interrupt = not self.requested.is_set()
+        try:
+            yield
+        finally:
+            self._interrupt = False
+
+
+def spin_until_stop(executor, requests: StopRequests) -> None:
+    """spin_once in a short loop (executor.spin() was seen to miss signals here)."""
     try:
-        while rclpy.ok(context=executor.context):
+        while not requests.requested.is_set() and rclpy.ok(context=executor.context):
             executor.spin_once(timeout_sec=0.2)
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
 
 
-def run_until_shutdown(node, on_stop=None) -> int:
-    """Spin `node` on a single-threaded executor (the node's own worker threads do the
-    heavy work) until shutdown or Ctrl-C; then `on_stop()`, destroy the node, shut rclpy
-    down. Returns the process exit code, 0."""
-    from rclpy.executors import SingleThreadedExecutor
+def run_node(create, start=None, stop=None, args=None, name: str = "node") -> int:
+    """The life of a node process; returns its exit code.
 
+    `create()` builds the node, `start(node)` readies it (both may raise UserError:
+    one FATAL line, exit 1; a signal meanwhile: exit 0), then the node spins until a
+    stop request, then `stop(node, hurry)` finishes its work and returns False if it
+    had to leave a thread running. `name` labels lines logged before the node exists."""
+    requests = StopRequests().install()  # before anything slow, so Ctrl-C is never lost
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    try:
+        with requests.interrupting():
+            node = create()
+            if start is not None:
+                start(node)
+    except KeyboardInterrupt:
+        _logger(node, name).info(f"{requests.signal_name}: stopped while starting")
+        _close(node)
+        return 0
+    except UserError as exc:
+        _logger(node, name).fatal(f"cannot start: {exc}")
+        _close(node)
+        return 1
     executor = SingleThreadedExecutor(context=node.context)
     executor.add_node(node)
-    try:
-        spin_until_shutdown(executor)
-    finally:
-        if on_stop is not None:
-            on_stop()
-        executor.remove_node(node)
-        node.destroy_node()
-        rclpy.try_shutdown(context=node.context)
+    spin_until_stop(executor, requests)
+    if requests.signal_name:
+        node.get_logger().info(f"{requests.signal_name}: stopping")
+    finished = stop(node, requests.hurry) if stop is not None else True
+    executor.remove_node(node)
+    executor.shutdown(timeout_sec=0)
+    _close(node)
+    if finished is False:
+        exit_now(0)
     return 0
+
+
+def _logger(node, name):
+    return node.get_logger() if node is not None else rclpy.logging.get_logger(name)
+
+
+def _close(node) -> None:
+    if node is not None:
+        node.destroy_node()
+    rclpy.try_shutdown(uninstall_handlers=False)
+
+
+def exit_now(code: int) -> None:
+    """Leave at once, output flushed, without interpreter teardown."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # SIGHUP: the terminal may be gone
+    ctypes.CDLL(None).fflush(None)  # C stdio: rcutils writes the ROS log lines there
+    os._exit(code)

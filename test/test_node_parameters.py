@@ -1,0 +1,167 @@
+"""depth_node's parameters through rclpy's parameter services (what `ros2 param` uses),
+against the node as a real process: run-time changes take effect, fixed ones and bad
+values are refused with a reason, descriptors say what each one is, and bad values at
+start-up give one clear line and a non-zero exit."""
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.parameter import Parameter, parameter_value_to_python
+from rclpy.parameter_client import AsyncParameterClient
+
+from ros_helpers import SMALL_PARAMS, NodeProcess, Stamps, camera_info, int_value, module_node_and_client, sample_image
+from textdepth_ros.ros.conversions import image_to_numpy
+from textdepth_ros.ros.pointcloud import pointcloud2_to_array
+
+H, W = 64, 80
+pytestmark = pytest.mark.timeout(180)
+
+
+node, client = module_node_and_client(SMALL_PARAMS)
+
+
+@pytest.fixture(scope="module")
+def params(client):
+    remote = AsyncParameterClient(client.node, "/depth_node")
+    assert remote.wait_for_services(30)
+    return Remote(client, remote)
+
+
+class Remote:
+    """Blocking calls to the node's parameter services."""
+
+    def __init__(self, client, remote):
+        self.client, self.remote = client, remote
+
+    def _wait(self, future):
+        self.client.spin_until(future.done, 30, "the parameter service")
+        return future.result()
+
+    def set(self, name, value):
+        return self._wait(self.remote.set_parameters([Parameter(name, value=value)])).results[0]
+
+    def get(self, name):
+        return parameter_value_to_python(self._wait(self.remote.get_parameters([name])).values[0])
+
+    def describe(self, name):
+        return self._wait(self.remote.describe_parameters([name])).descriptors[0]
+
+
+def frame(client, topics=("depth",)):
+    key = client.send_frame(sample_image(H, W), Stamps.take(), info=camera_info(H, W))
+    return client.wait_depth(key, topics=topics)
+
+
+def test_cloud_parameters_take_effect(client, params):
+    out = frame(client, ("depth", "points"))
+    depth = image_to_numpy(out["depth"])
+    assert np.isfinite(pointcloud2_to_array(out["points"])["z"]).all()
+    assert "rgb" in {f.name for f in out["points"].fields}
+
+    cut = float(np.median(depth))
+    assert params.set("max_range", cut).successful
+    assert params.set("cloud_rgb", False).successful
+    try:
+        out = frame(client, ("depth", "points"))
+        depth, z = image_to_numpy(out["depth"]), pointcloud2_to_array(out["points"])["z"]
+        assert np.isnan(z[depth > cut]).all() and np.isfinite(z[depth <= cut]).all()
+        assert (depth > cut).any()
+        assert "rgb" not in {f.name for f in out["points"].fields}
+
+        assert params.set("publish_cloud", False).successful
+        without = frame(client)["depth"]
+        assert params.set("publish_cloud", True).successful
+        frame(client, ("depth", "points"))  # in-order reliable publisher: had a cloud come, it came first
+        assert (without.header.stamp.sec, without.header.stamp.nanosec) not in client.received["points"]
+    finally:
+        params.set("max_range", 0.0)
+        params.set("cloud_rgb", True)
+        params.set("publish_cloud", True)
+
+
+def test_default_text_and_limits_take_effect(client, params, node):
+    assert params.set("default_text", "a garage with a car").successful
+    client.spin_until(lambda: client.diagnostics.get("text") == "a garage with a car", 30, "the new text")
+
+    before = int_value(client.diagnostics, "frames_too_large")
+    assert params.set("max_pixels", H * W - 1).successful
+    try:
+        for _ in range(3):
+            client.send_frame(sample_image(H, W), Stamps.take(), info=camera_info(H, W))
+        client.spin_until(lambda: int_value(client.diagnostics, "frames_too_large") == before + 3, 30, "3 skips")
+    finally:
+        assert params.set("max_pixels", 4096 * 4096).successful
+    frame(client)  # served again
+    assert node.log().count("raise the max_pixels parameter") == 1, "one rate-limited line for the burst"
+
+
+def test_diagnostics_period_takes_effect(client, params):
+    messages = []
+    client.node.create_subscription(DiagnosticArray, "/diagnostics", messages.append, 10)
+    client.spin_for(1.0)
+    assert len(messages) >= 2  # SMALL_PARAMS: every 0.2 s
+    assert params.set("diagnostics_period", 60.0).successful
+    try:
+        client.spin_for(0.5)  # one may have been on its way
+        messages.clear()
+        client.spin_for(2.0)
+        assert messages == []
+    finally:
+        assert params.set("diagnostics_period", 0.2).successful
+    client.spin_until(lambda: len(messages) > 0, 30, "diagnostics at the restored period")
+
+
+@pytest.mark.parametrize("name,value", [("model_config", "paper"), ("checkpoint", "/tmp/x.safetensors"),
+                                        ("device", "cpu"), ("fp16", True), ("compile", True),
+                                        ("warmup", False), ("warmup_height", 96)])
+def test_fixed_parameters_are_refused_with_a_reason(params, name, value):
+    before = params.get(name)
+    result = params.set(name, value)
+    assert not result.successful and "read-only" in result.reason
+    assert params.get(name) == before
+
+
+@pytest.mark.parametrize("name,value,reason", [
+    ("max_range", -1.0, "out of range"),
+    ("max_range", float("nan"), "out of range"),
+    ("max_range", "far", "Wrong parameter type"),
+    ("max_range", 5, "Wrong parameter type"),
+    ("diagnostics_period", 0.0, "out of range"),
+    ("max_pixels", 0, "out of range"),
+    ("min_side", -3, "out of range"),
+    ("publish_cloud", "yes", "Wrong parameter type"),
+    ("default_text", "  \t ", "no usable text"),
+])
+def test_bad_values_are_refused_with_a_reason(params, name, value, reason):
+    before = params.get(name)
+    result = params.set(name, value)
+    assert not result.successful and reason in result.reason, result.reason
+    assert params.get(name) == before
+
+
+def test_descriptors_describe_each_parameter(params):
+    fixed = params.describe("model_config")
+    assert fixed.read_only and "fixed at start-up" in fixed.description
+    live = params.describe("max_range")
+    assert not live.read_only and "NaN" in live.description
+    assert (live.floating_point_range[0].from_value, live.floating_point_range[0].to_value) == (0.0, 1000.0)
+    assert params.describe("warmup_height").integer_range[0].from_value == 1
+
+
+@pytest.mark.parametrize("value,expected", [
+    ({"max_range": -1.0}, "parameter 'max_range': Parameter max_range out of range"),
+    ({"max_range": "far"}, "parameter 'max_range' must be a double"),
+    ({"max_range": 5}, "parameter 'max_range' must be a double (write 5.0, not 5)"),
+    ({"warmup_height": 0}, "parameter 'warmup_height': Parameter warmup_height out of range"),
+    ({"default_text": "' '"}, "parameter 'default_text'"),
+    ({"warmup_height": 8000, "warmup_width": 8000}, "the warm-up image is 8000x8000 = 64,000,000 pixels, over the limit"),
+])
+def test_bad_values_at_start_up_give_one_line_and_exit_non_zero(tmp_path, value, expected):
+    proc = NodeProcess(dict(SMALL_PARAMS, **value), log_path=tmp_path / "node.log")
+    try:
+        code = proc.proc.wait(90)
+    finally:
+        proc.kill()
+    log = proc.log()
+    fatal = [line for line in log.splitlines() if "cannot start" in line]
+    assert code != 0 and len(fatal) == 1 and expected in fatal[0], log
+    assert "Traceback" not in log, log
