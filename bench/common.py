@@ -33,3 +33,23 @@ def summary(times) -> str:
 def verdict(ratio: float, target: float, higher_is_better: bool = False) -> str:
     ok = ratio >= target if higher_is_better else ratio <= target
     return f"{'MEETS' if ok else 'MISSES'} target {'>=' if higher_is_better else '<='} {target:g}"
+
+
+def dist(values_s) -> dict:
+    """Median, p10, p90, min, max, mean (ms) of a list of seconds."""
+    ms = sorted(v * 1000.0 for v in values_s)
+    if not ms:
+        return {"n": 0}
+
+    def pct(q):
+        return ms[min(len(ms) - 1, int(round(q * (len(ms) - 1))))]
+
+    return {"n": len(ms), "median_ms": statistics.median(ms), "p10_ms": pct(0.1), "p90_ms": pct(0.9),
+            "min_ms": ms[0], "max_ms": ms[-1], "mean_ms": sum(ms) / len(ms)}
+
+
+def fmt(d: dict) -> str:
+    if not d.get("n"):
+        return "no samples"
+    return (f"median {d['median_ms']:.1f} ms, p10 {d['p10_ms']:.1f}, p90 {d['p90_ms']:.1f}, "
+            f"min {d['min_ms']:.1f}, max {d['max_ms']:.1f}, n={d['n']}")

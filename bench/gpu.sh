@@ -1,19 +1,40 @@
 #!/usr/bin/env bash
-# GPU benchmarks in one run on a CUDA machine (see README "Performance"):
-#   paper config at 480x640: FPS for fp32, fp16 autocast, channels_last, torch.compile,
-#   peak memory; the node's end-to-end latency/FPS (paper, fp16); the CUDA tests.
-# Uses that machine's python3 (with torch). Packages it lacks can be put as wheels in
-# .whl/ (open_clip, timm, the ROS 2 wheels for its Python: see README).
-# Usage: bash bench/gpu.sh [OUTDIR]    BUDGET=seconds (default 540) caps the whole run.
+# Every GPU number of the README in one run on a CUDA machine (README "Performance"):
+#   1. model speed, paper config 480x640: eager / CUDA graph per precision (fp32, fp16,
+#      bf16), graph vs eager difference, operators + kernels per forward (torch.profiler);
+#   2. the CUDA tests (graph = eager, text change, LRU, capture-failure fallback, fp16);
+#   3. depth_node with CUDA graphs (fp16): e2e / bare ratio, 60 and 120 Hz streams;
+#   4. depth_node with torch.compile + CUDA graphs (fp16) from an EMPTY compile cache:
+#      first start, ratio, streams, kernels per forward and difference from eager, then a
+#      restart that reuses the cache on disk;
+#   5. model speed compile + graph fp16 (cache warm from 4; the first step the budget
+#      drops: 4 already has the compile + graph forward);
+#   6. a summary table (summary.json).
+# Output: OUTDIR/{gpu.log, steps.tsv, model_paper.json, node_graph.json, node_compile.json,
+# model_paper_compile.json, summary.json} (7 files, one folder).
+# Uses that machine's python3 (with torch); packages it lacks come as cp312 wheels in
+# .whl/ (bash bench/fetch_gpu_wheels.sh here first; carry `.whl`).
+# Usage: bash bench/gpu.sh [OUTDIR]            BUDGET=seconds (default 480) caps the whole run.
+#        bash bench/gpu.sh --cpu-check [OUTDIR] the same steps, tiny config at 64x96 on CPU:
+#        checks the plumbing (options, JSON, summary) where no GPU is.
 set -u
+CPU_CHECK=0
+if [[ "${1:-}" == "--cpu-check" ]]; then CPU_CHECK=1; shift; fi
 OUTDIR=${1:-${OUT:-out/bench_gpu}}
 mkdir -p "$OUTDIR"
-LOG="$OUTDIR/gpu.log"
+LOG="$OUTDIR/gpu.log"; STEPS="$OUTDIR/steps.tsv"
+: > "$LOG"; printf "step\tlimit_s\texit\tseconds\n" > "$STEPS"
 PY=${PYTHON:-python3}
-END=$(( $(date +%s) + ${BUDGET:-540} ))
+if (( CPU_CHECK )); then
+  CONFIG=tiny DEVICE=cpu H=64 W=96 REPEATS=3 FRAMES=3 STREAM_S=2 RATES=30,120 SCALE=6
+  BUDGET=${BUDGET:-3600}; PY=${PYTHON:-.venv/bin/python}
+else
+  CONFIG=paper DEVICE=cuda H=480 W=640 REPEATS=20 FRAMES=12 STREAM_S=4 RATES=60,120 SCALE=1
+fi
+END=$(( $(date +%s) + ${BUDGET:-480} ))
 export PYTHONUNBUFFERED=1 ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-42}
 export ROS_HOME=${ROS_HOME:-/tmp/textdepth_ros_home}
-if ls .whl/*.whl >/dev/null 2>&1; then
+if ls .whl/*.whl >/dev/null 2>&1 && (( ! CPU_CHECK )); then
   # --prefix keeps the ROS wheels' libraries and share/ together; their .pth bootstrap
   # does not run from PYTHONPATH, so set what it would set.
   $PY -m pip install -q --no-index --no-deps --no-compile --prefix /tmp/tdprefix .whl/*.whl 2>&1 | grep -v WARNING
@@ -23,23 +44,42 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   export AMENT_PREFIX_PATH=/tmp/tdprefix _ROS_WHEELS_BOOTSTRAP_COMPLETE=1
 fi
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
-# step LIMIT CMD...: run CMD for at most LIMIT seconds, never past the overall budget.
+# A fresh compile cache, so step 4 measures a first start; step 5 reuses it.
+CACHE=$(mktemp -d /tmp/textdepth_compile_cache.XXXX)
+
+# step NAME LIMIT CMD...: run CMD for at most LIMIT (x SCALE) seconds, never past the budget.
 step() {
-  local limit=$1; shift
-  local left=$(( END - $(date +%s) - 5 ))
+  local name=$1 limit=$(( $2 * SCALE )); shift 2
+  local left=$(( END - $(date +%s) - 20 ))  # 20 s kept for the summary
   (( left < limit )) && limit=$left
-  if (( limit < 10 )); then echo "=== skipped (budget spent): $*" | tee -a "$LOG"; return; fi
-  echo "=== $* (limit ${limit}s)" | tee -a "$LOG"
-  timeout -k 5 "$limit" "$@" 2>&1 | tee -a "$LOG"
-  echo "=== exit ${PIPESTATUS[0]}" | tee -a "$LOG"
+  if (( limit < 15 )); then
+    echo "=== $name: skipped (budget spent)" | tee -a "$LOG"; printf "%s\t0\tskipped\t0\n" "$name" >> "$STEPS"; return
+  fi
+  echo "=== $name (limit ${limit}s): $*" | tee -a "$LOG"
+  local start=$(date +%s)
+  timeout -k 10 "$limit" "$@" 2>&1 | tee -a "$LOG"
+  local rc=${PIPESTATUS[0]}
+  echo "=== $name: exit $rc after $(( $(date +%s) - start )) s" | tee -a "$LOG"
+  printf "%s\t%s\t%s\t%s\n" "$name" "$limit" "$rc" "$(( $(date +%s) - start ))" >> "$STEPS"
 }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$LOG"
-$PY -c "import torch, timm, open_clip; print('torch', torch.__version__, 'timm', timm.__version__, 'open_clip', open_clip.__version__)" 2>&1 | tee -a "$LOG"
-step 150 $PY bench/model_speed.py --config paper --device cuda --repeats 30 --modes fp32,fp16,channels_last_fp16 --json "$OUTDIR/paper_eager.json"
-step 40 $PY bench/model_speed.py --config tiny --device cuda --repeats 30 --modes fp32,fp16 --json "$OUTDIR/tiny.json"
-step 60 $PY -m pytest -q -p no:cacheprovider test/test_cuda.py
-step 150 $PY bench/node_bench.py --config paper --device cuda --fp16 --frames 20 --rate 60 --stream-seconds 8 --json "$OUTDIR/node_paper.json"
-step 200 $PY bench/node_bench.py --config paper --device cuda --fp16 --compile --frames 12 --rate 60 --stream-seconds 6 --json "$OUTDIR/node_paper_compiled.json"
-step 240 $PY bench/model_speed.py --config paper --device cuda --repeats 30 --modes compile_fp16 --json "$OUTDIR/paper_compile.json"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 || echo "no nvidia-smi"; } | tee -a "$LOG"
+$PY -c "import torch, timm, open_clip, rclpy; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'timm', timm.__version__, 'open_clip', open_clip.__version__)" 2>&1 | tee -a "$LOG"
+common=(--config $CONFIG --device $DEVICE --height $H --width $W)
+CKPT=/tmp/textdepth_${CONFIG}_random.safetensors  # one random-weight checkpoint for both node benches
+node=("${common[@]}" --checkpoint "$CKPT" --fp16 --frames $FRAMES --warmup 2 --rate $RATES --stream-seconds $STREAM_S)
+step model 120 $PY bench/model_speed.py "${common[@]}" --repeats $REPEATS --profile fp16,graph_fp16 \
+  --modes fp32,fp16,bf16,graph_fp32,graph_fp16,graph_bf16 --json "$OUTDIR/model_paper.json"
+step tests 100 $PY -m pytest -q -rs -p no:cacheprovider test/test_cuda.py
+step checkpoint 60 $PY -c "import sys, torch; from textdepth_ros.model import build_model; \
+from textdepth_ros.model.checkpoint import save_checkpoint; torch.manual_seed(0); \
+save_checkpoint(sys.argv[2], build_model(sys.argv[1], pretrained=False))" $CONFIG "$CKPT"
+step node_graph 120 $PY bench/node_bench.py "${node[@]}" --json "$OUTDIR/node_graph.json"
+step node_compile 280 $PY bench/node_bench.py "${node[@]}" --compile --compile-cache "$CACHE" --restart --profile \
+  --start-timeout $(( 240 * SCALE )) --json "$OUTDIR/node_compile.json"
+step model_compile 90 $PY bench/model_speed.py "${common[@]}" --repeats $REPEATS --profile --compile-cache "$CACHE" \
+  --modes fp16,compile_graph_fp16 --json "$OUTDIR/model_paper_compile.json"
+END=$(( END + 20 ))
+step summary 20 $PY bench/gpu_summary.py "$OUTDIR"
+rm -rf "$CACHE" "$CKPT"
 echo "done: $OUTDIR" | tee -a "$LOG"

@@ -1,31 +1,34 @@
 """depth_node as a real process over real DDS, against the bare model forward, in one run.
 
 (a) end-to-end latency, one frame at a time: image published -> depth received;
-(b) the bare forward of the same model (same weights, config, device, precision, input)
-    in this process: model(images, text_embedding=...) on a ready tensor, no conversions.
+(b) the bare forward of the same model (same weights, config, device, precision, CUDA
+    graphs / compile) in this process: DepthEstimator.device_forward on the same bytes
+    until the outputs are ready on the device; no ROS, no copy back.
     (a) and (b) alternate frame by frame so machine noise hits both alike.
     Target: median(a) / median(b) <= 1.10.
-(c) no backlog: images published at --rate Hz (30) for --stream-seconds; the age of each
-    output (receive time - publish time of its input) against 2 x the bare forward,
-    plus frames sent / received / published / dropped (node's /diagnostics);
-(d) end-to-end FPS under that stream.
+(c) no backlog: images published at each --rate (Hz) for --stream-seconds; the age of
+    each output (receive time - publish time of its input) against 2 x the bare
+    forward, plus frames sent / received / published / dropped (node's /diagnostics);
+(d) end-to-end FPS under each stream;
+(e) with --restart: the node's start-up time (process start -> ready), then that of a
+    second start with the same parameters (with --compile: the torch.compile cache on
+    disk from the first start).
 
 Default: tiny config, random weights, 480x640, device auto. For the paper config with
 random weights the bench writes a random-weight checkpoint first (~1.6 GB):
-    python node_bench.py --config paper --device cuda --fp16
+    python node_bench.py --config paper --device cuda --fp16 --rate 60,120
 """
 import argparse
 import json
 import os
 import queue
 import random
-import statistics
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from common import verdict
+from common import dist, fmt, verdict
 
 from textdepth_ros.ros.node_process import READY_LINE, NodeProcess, depth_node_argv
 
@@ -41,27 +44,6 @@ def ros_environment(tmp: Path) -> None:
     use_shm_profile()  # the node picks the same profile up from the environment
 
 
-# -- numbers ---------------------------------------------------------------------------
-def dist(values_s) -> dict:
-    ms = sorted(v * 1000.0 for v in values_s)
-    if not ms:
-        return {"n": 0}
-
-    def pct(q):
-        return ms[min(len(ms) - 1, int(round(q * (len(ms) - 1))))]
-
-    return {"n": len(ms), "median_ms": statistics.median(ms), "p10_ms": pct(0.1), "p90_ms": pct(0.9),
-            "min_ms": ms[0], "max_ms": ms[-1], "mean_ms": sum(ms) / len(ms)}
-
-
-def fmt(d: dict) -> str:
-    if not d.get("n"):
-        return "no samples"
-    return (f"median {d['median_ms']:.1f} ms, p10 {d['p10_ms']:.1f}, p90 {d['p90_ms']:.1f}, "
-            f"min {d['min_ms']:.1f}, max {d['max_ms']:.1f}, n={d['n']}")
-
-
-# -- the bench -------------------------------------------------------------------------
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="tiny", help="model config (default %(default)s)")
@@ -70,18 +52,111 @@ def parse_args(argv):
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default %(default)s)")
     parser.add_argument("--fp16", action="store_true", help="half autocast (fp16 on CUDA, bf16 on CPU)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network, in the node and here")
+    parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True,
+                        help="CUDA graphs in the node and here (default on; no-op on CPU)")
+    parser.add_argument("--compile-cache", default="",
+                        help="torch.compile cache folder for the node and here (default: the node's default)")
     parser.add_argument("--height", type=int, default=480, help="image height (default %(default)s)")
     parser.add_argument("--width", type=int, default=640, help="image width (default %(default)s)")
     parser.add_argument("--frames", type=int, default=12, help="timed one-at-a-time frames (default %(default)s)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed frames first (default %(default)s)")
-    parser.add_argument("--rate", type=float, default=30.0, help="stream rate in Hz (default %(default)s)")
-    parser.add_argument("--stream-seconds", type=float, default=10.0, help="stream length (default %(default)s)")
+    parser.add_argument("--rate", default="30", help="stream rate(s) in Hz, comma-separated (default %(default)s)")
+    parser.add_argument("--stream-seconds", type=float, default=10.0, help="length of each stream (default %(default)s)")
+    parser.add_argument("--restart", action="store_true", help="also time a second start of the node (e)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also count operators / GPU kernels of the bare forward and compare its depth with "
+                             "the eager forward of the same precision")
     parser.add_argument("--no-cloud", action="store_true", help="do not subscribe to points (the node then skips it)")
     parser.add_argument("--text", default="a living room with a sofa", help="scene text (default %(default)r)")
     parser.add_argument("--start-timeout", type=float, default=300.0,
                         help="seconds to wait for the node to be ready (model load, warm-up, compilation; default %(default)s)")
     parser.add_argument("--json", help="also write the results to this JSON file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        args.rates = [float(r) for r in str(args.rate).split(",") if r.strip()]
+    except ValueError:
+        parser.error(f"--rate takes numbers separated by commas, got {args.rate!r}")
+    return args
+
+
+def test_image(height: int, width: int):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:height, 0:width]
+    return np.clip(np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1), np.full_like(xx, 128)], -1)
+                   + rng.integers(-20, 20, (height, width, 3)), 0, 255).astype(np.uint8)
+
+
+class BareForward:
+    """The bare forward on a worker thread, as the node runs it (on this shared 2-core
+    machine, forwards on the main thread had multi-second outliers under outside load
+    that worker threads did not)."""
+
+    def __init__(self, estimator, rgb, text):
+        import torch
+
+        sync = torch.cuda.synchronize if estimator.device.type == "cuda" else (lambda: None)
+        self.requests, self.replies = queue.Queue(), queue.Queue()
+
+        def forward() -> float:
+            start = time.perf_counter()
+            estimator.device_forward(rgb, text)
+            sync()
+            return time.perf_counter() - start
+
+        def serve():
+            while self.requests.get() is not None:
+                try:
+                    self.replies.put(forward())
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    self.replies.put(exc)
+
+        threading.Thread(target=serve, name="bare_forward", daemon=True).start()
+
+    def __call__(self) -> float:
+        self.requests.put(True)
+        reply = self.replies.get()
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+    def close(self):
+        self.requests.put(None)
+
+
+def wait_ready(node, started: float, timeout: float) -> float:
+    """Seconds from the node's process start (`started`, monotonic) to its ready line."""
+    try:
+        node.wait_for_log(READY_LINE, timeout)
+    except BaseException:
+        node.stop(timeout=10)
+        raise
+    return time.monotonic() - started
+
+
+def node_summary_lines(node) -> list:
+    """What the node said about its model and warm-up (CUDA graphs on or off, times)."""
+    keys = ("model:", "warm-up", "CUDA graph", "compile")
+    return [line.strip() for line in node.log().splitlines() if any(k in line for k in keys)][:6]
+
+
+def profile_and_compare(estimator, model, rgb, args) -> dict:
+    """Operators / kernels of one bare forward (uncaptured: the kernels a replay runs), and
+    its depth against the eager forward of the same precision on the same image."""
+    import numpy as np
+    import torch
+
+    from profiling import count_ops, uncaptured_forward
+    from textdepth_ros.inference import DepthEstimator
+
+    sync = torch.cuda.synchronize if estimator.device.type == "cuda" else None
+    ops = count_ops(lambda: uncaptured_forward(estimator, rgb, args.text, sync), estimator.device)
+    eager = DepthEstimator(model=model, device=str(estimator.device), fp16=args.fp16, cuda_graphs=False)
+    ref = eager.predict(rgb, args.text).depth
+    diff = float(np.max(np.abs(estimator.predict(rgb, args.text).depth - ref) / np.abs(ref)))
+    print(f"[node] bare forward: per forward {ops}; max rel. depth difference vs eager {diff:.2e}")
+    return {"ops_per_forward": ops, "max_rel_diff_vs_eager": diff}
 
 
 def main(argv=None):
@@ -89,167 +164,70 @@ def main(argv=None):
     tmp = Path(tempfile.mkdtemp(prefix="textdepth_node_bench_"))
     ros_environment(tmp)
 
-    import numpy as np
     import rclpy
     import torch
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-    from textdepth_ros.inference import autocast_dtype, resolve_device
+    from textdepth_ros.inference import DepthEstimator, resolve_device
     from textdepth_ros.model import build_model
     from textdepth_ros.model.checkpoint import load_checkpoint, save_checkpoint
-    from textdepth_ros.ros.conversions import numpy_to_image
-    from textdepth_ros.ros.diagnostics import diagnostic_values
+    from node_client import BenchClient
 
     device, warning = resolve_device(args.device)
     if warning:
         print(f"[node] {warning}")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     H, W = args.height, args.width
-
     # The same weights on both sides: the node loads the checkpoint the bare model comes from.
-    if args.checkpoint:
-        model, _ = load_checkpoint(args.checkpoint)
-        checkpoint = args.checkpoint
-    else:
-        model = build_model(args.config, pretrained=False)
-        checkpoint = str(tmp / f"random_{args.config.replace('/', '_')}.safetensors")
-        save_checkpoint(checkpoint, model)
-    model.eval().to(device)
-    network = torch.compile(model) if args.compile else model
-    amp = autocast_dtype(device, args.fp16)
-    precision = {None: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[amp]
-    name = f"{model.config.get('name', args.config)} {H}x{W} on {device} {precision}" + (" compiled" if args.compile else "")
-    if device.type == "cuda":
-        name += f" ({torch.cuda.get_device_name(device)})"
-
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:H, 0:W]
-    rgb = np.clip(np.stack([xx * 255 // max(W - 1, 1), yy * 255 // max(H - 1, 1), np.full_like(xx, 128)], -1)
-                  + rng.integers(-20, 20, (H, W, 3)), 0, 255).astype(np.uint8)
-    images = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255.0).to(device).contiguous()
-    with torch.inference_mode():
-        text_embedding = model.encode_text([args.text]).to(device) if model.uses_text else None
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-    def timed_forward() -> float:
-        start = time.perf_counter()
-        with torch.inference_mode(), torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            network(images, text_embedding=text_embedding)
-        sync()
-        return time.perf_counter() - start
-
-    # The node runs its forward on a worker thread; the bare forward runs on one too, so
-    # both see the same threading (on this shared 2-core machine, forwards on the main
-    # thread had multi-second outliers under outside load that worker threads did not).
-    requests, replies = queue.Queue(), queue.Queue()
-
-    def forward_worker():
-        while requests.get() is not None:
-            try:
-                replies.put(timed_forward())
-            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-                replies.put(exc)
-
-    threading.Thread(target=forward_worker, name="bare_forward", daemon=True).start()
-
-    def bare_forward() -> float:
-        requests.put(True)
-        reply = replies.get()
-        if isinstance(reply, BaseException):
-            raise reply
-        return reply
-
+    checkpoint = args.checkpoint or str(tmp / f"random_{args.config.replace('/', '_')}.safetensors")
     params = {"model_config": args.config, "checkpoint": checkpoint, "device": str(device), "fp16": bool(args.fp16),
-              "compile": bool(args.compile), "default_text": f'"{args.text}"', "warmup_height": H, "warmup_width": W, "diagnostics_period": 0.5}
-    # The first bare forward (compilation, with --compile) runs while the node starts.
-    requests.put(True)
-    node = NodeProcess(depth_node_argv(params), tmp / "depth_node.log")
-    context = None
+              "compile": bool(args.compile), "cuda_graphs": bool(args.cuda_graphs),
+              "compile_cache_dir": args.compile_cache or "", "default_text": f'"{args.text}"',
+              "warmup_height": H, "warmup_width": W, "diagnostics_period": 0.5}
+
+    def spawn(log_name):
+        return NodeProcess(depth_node_argv(params), tmp / log_name), time.monotonic()
+
+    node, context, result, bare_forward = None, None, {}, None
     try:
-        node.wait_for_log(READY_LINE, args.start_timeout)
-        first = replies.get()
-        if isinstance(first, BaseException):
-            raise first
+        if args.checkpoint:  # the node starts loading while this process loads the same file
+            (node, started), (model, _) = spawn("depth_node.log"), load_checkpoint(args.checkpoint)
+        else:
+            model = build_model(args.config, pretrained=False)
+            save_checkpoint(checkpoint, model)
+            node, started = spawn("depth_node.log")
+        estimator = DepthEstimator(model=model, device=str(device), fp16=args.fp16, compile=args.compile,
+                                   cuda_graphs=args.cuda_graphs, compile_cache=args.compile_cache, checkpoint=checkpoint)
+        rgb = test_image(H, W)
+        bare_forward = BareForward(estimator, rgb, args.text)
+        ready_s = wait_ready(node, started, args.start_timeout)
+        print(f"[node] node ready {ready_s:.1f} s after its start; it said:")
+        for line in node_summary_lines(node):
+            print(f"[node]   {line}")
+        start = time.perf_counter()
+        bare_forward()  # here: compilation (from the node's cache when --compile) and capture
+        print(f"[node] bare forward here: first call {time.perf_counter() - start:.1f} s; {estimator.describe()}")
+        name = f"{model.config.get('name', args.config)} {H}x{W} on {estimator.describe().split(' on ', 1)[1]}"
+        if device.type == "cuda":
+            name += f" ({torch.cuda.get_device_name(device)})"
         context = rclpy.Context()
         rclpy.init(context=context)
-        client = rclpy.create_node("textdepth_node_bench", context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(client)
-        pub_image = client.create_publisher(Image, "image", qos_profile_sensor_data)
-        pub_info = client.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
-        arrivals = {"depth": {}, "points": {}}
-        diagnostics = {}
+        client = BenchClient(context, node, rgb, with_cloud=not args.no_cloud)
+        print(f"[node] {name}; node log: {node.log_path}")
 
-        def on_output(topic):
-            def collect(msg):
-                arrivals[topic][(msg.header.stamp.sec, msg.header.stamp.nanosec)] = time.monotonic()
-            return collect
-
-        client.create_subscription(Image, "depth", on_output("depth"), 10)
-        if not args.no_cloud:
-            client.create_subscription(PointCloud2, "points", on_output("points"), 10)
-        client.create_subscription(DiagnosticArray, "/diagnostics",
-                                   lambda m: diagnostics.update(diagnostic_values(m) or {}), 10)
-
-        def spin_until(cond, timeout, what):
-            deadline = time.monotonic() + timeout
-            while not cond():
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"timed out waiting for {what}; node log:\n{node.log()[-2000:]}")
-                executor.spin_once(timeout_sec=0.01)
-
-        spin_until(lambda: pub_image.get_subscription_count() > 0 and client.count_publishers("depth") > 0
-                   and bool(diagnostics), 60, "the node to connect")
-
-        f = 0.8 * W
-        info = CameraInfo()
-        info.height, info.width, info.distortion_model = H, W, "plumb_bob"
-        info.d = [0.0] * 5
-        info.k = [f, 0.0, W / 2 - 0.5, 0.0, f, H / 2 - 0.5, 0.0, 0.0, 1.0]
-        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-        info.p = [f, 0.0, W / 2 - 0.5, 0.0, 0.0, f, H / 2 - 0.5, 0.0, 0.0, 0.0, 1.0, 0.0]
-        sent = {}
-        counter = [0]
-
-        def publish_frame() -> tuple:
-            counter[0] += 1
-            msg = numpy_to_image(rgb, "rgb8")
-            msg.header.frame_id = "camera_optical"
-            msg.header.stamp.sec, msg.header.stamp.nanosec = 1000 + counter[0], 0
-            key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-            info.header = msg.header
-            pub_info.publish(info)
-            sent[key] = time.monotonic()
-            pub_image.publish(msg)
-            return key
-
-        def one_frame(timeout=120.0):
-            key = publish_frame()
-            spin_until(lambda: key in arrivals["depth"], timeout, f"depth of frame {key}")
-            if not args.no_cloud:
-                spin_until(lambda: key in arrivals["points"], 10, f"points of frame {key}")
-            return key
-
-        print(f"[node] {name}; node: {node.log_path}")
         # (a) + (b), interleaved; the first frames of each are warm-up.
         for _ in range(args.warmup):
-            one_frame()
+            client.one_frame()
             bare_forward()
         e2e, bare, cloud = [], [], []
         for i in range(args.frames):
             if i % 2 == 0:
-                key = one_frame()
+                key = client.one_frame()
                 bare.append(bare_forward())
             else:
                 bare.append(bare_forward())
-                key = one_frame()
-            e2e.append(arrivals["depth"][key] - sent[key])
+                key = client.one_frame()
+            e2e.append(client.arrivals["depth"][key] - client.sent[key])
             if not args.no_cloud:
-                cloud.append(arrivals["points"][key] - sent[key])
+                cloud.append(client.arrivals["points"][key] - client.sent[key])
         d_e2e, d_bare, d_cloud = dist(e2e), dist(bare), dist(cloud)
         ratio = d_e2e["median_ms"] / d_bare["median_ms"]
         print(f"[node] end-to-end image->depth (one at a time): {fmt(d_e2e)}")
@@ -258,84 +236,37 @@ def main(argv=None):
         print(f"[node] bare model forward (same run, interleaved): {fmt(d_bare)}")
         print(f"[node] node overhead ratio e2e/bare = {ratio:.3f} ({verdict(ratio, 1.10)})")
 
-        # (c) + (d): a stream faster than the model.
-        spin_until(lambda: diagnostics.get("frames_received") is not None, 10, "diagnostics")
-        time.sleep(0.6)
-        executor.spin_once(timeout_sec=0.6)
-        before = dict(diagnostics)
-        first_key = counter[0] + 1 + 1000
-        period = 1.0 / args.rate
-        start = time.monotonic()
-        next_pub = start
-        stream_sent = 0
-        while True:
-            now = time.monotonic()
-            if now - start >= args.stream_seconds:
-                break
-            if now >= next_pub:
-                publish_frame()
-                stream_sent += 1
-                next_pub += period
-                if next_pub < now:  # fell behind (busy machine): do not burst to catch up
-                    next_pub = now + period
-            executor.spin_once(timeout_sec=max(0.0, min(next_pub - time.monotonic(), 0.01)))
-        end_pub = time.monotonic()
-        last_key = counter[0] + 1000
-        # drain: the frame in flight finishes, then the diagnostics catch up
-        drain_deadline = time.monotonic() + 3 * max(d_bare["max_ms"] / 1000.0, 0.5) + 2.0
-        while time.monotonic() < drain_deadline:
-            executor.spin_once(timeout_sec=0.05)
-        stream_keys = [(s, 0) for s in range(first_key, last_key + 1)]
-        outputs = [(k, arrivals["depth"][k]) for k in stream_keys if k in arrivals["depth"]]
-        ages = [t - sent[k] for k, t in outputs]
-        d_age = dist(ages)
-        two_fwd = 2 * d_bare["median_ms"]
-        over = sum(1 for a in ages if a * 1000.0 > two_fwd)
-        after = dict(diagnostics)
+        extra = profile_and_compare(estimator, model, rgb, args) if args.profile else {}
 
-        def delta(key):
-            try:
-                return int(after[key]) - int(before[key])
-            except (KeyError, ValueError):
-                return None
-
-        node_received, node_published, node_dropped = (delta("frames_received"), delta("frames_published"),
-                                                        delta("frames_dropped"))
-        times = sorted(t for _, t in outputs)
-        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
-        print(f"[node] stream {args.rate:g} Hz for {end_pub - start:.1f} s: sent {stream_sent}, "
-              f"node received {node_received}, published {node_published}, dropped (replaced unprocessed) "
-              f"{node_dropped}, lost before the node {None if node_received is None else stream_sent - node_received}; "
-              f"depth received here {len(outputs)}")
-        print(f"[node] output age under the stream: {fmt(d_age)}")
-        print(f"[node] node forward under the stream (its diagnostics, mean of last 50): "
-              f"{after.get('forward_ms_mean', '?')} ms")
-        max_ratio = d_age.get("max_ms", float("nan")) / two_fwd
-        print(f"[node] no backlog: max age / (2 x bare forward {two_fwd:.1f} ms) = {max_ratio:.3f} "
-              f"({verdict(max_ratio, 1.0)}); outputs older than 2 x forward: {over}/{len(ages)}")
-        print(f"[node] end-to-end FPS under the {args.rate:g} Hz stream: {fps:.2f} "
-              f"(bare forward alone: {1000.0 / d_bare['median_ms']:.2f})")
+        # (c) + (d): streams, each faster than or close to the model.
+        streams = [client.stream(rate, args.stream_seconds, d_bare) for rate in args.rates]
         result = {
-            "name": name, "config": args.config, "device": str(device), "precision": precision,
-            "height": H, "width": W,
+            "name": name, "config": args.config, "device": str(device), "precision": estimator.describe(),
+            "cuda_graphs": estimator.uses_cuda_graphs, "compile": bool(args.compile), "height": H, "width": W,
+            "node_ready_s": ready_s, "node_said": node_summary_lines(node),
             "e2e": d_e2e, "e2e_points": d_cloud, "bare_forward": d_bare, "overhead_ratio": ratio,
             "overhead_target": 1.10, "overhead_meets": ratio <= 1.10,
-            "stream": {"rate_hz": args.rate, "seconds": end_pub - start, "sent": stream_sent,
-                       "node_received": node_received, "node_published": node_published,
-                       "node_dropped": node_dropped, "outputs": len(outputs), "age": d_age,
-                       "two_forward_ms": two_fwd, "max_age_over_two_forward": max_ratio,
-                       "outputs_over_two_forward": over, "fps": fps,
-                       "node_forward_ms_mean": after.get("forward_ms_mean")},
-            "backlog_meets": max_ratio <= 1.0,
+            "streams": streams, "stream": streams[0] if streams else {},
+            "backlog_meets": all(s["max_age_over_two_forward"] <= 1.0 for s in streams), **extra,
         }
+        client.close()
+        if args.restart:  # (e): the same node again; with --compile its cache is warm now
+            node.stop(timeout=20)
+            node, started = spawn("depth_node_restart.log")
+            restart_s = wait_ready(node, started, args.start_timeout)
+            result["node_restart_ready_s"] = restart_s
+            print(f"[node] start-up: first start ready after {ready_s:.1f} s, restart after {restart_s:.1f} s "
+                  f"(restart / first = {restart_s / ready_s:.2f})")
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=2))
         return result
     finally:
-        requests.put(None)
+        if bare_forward is not None:
+            bare_forward.close()
         if context is not None:
             rclpy.try_shutdown(context=context)
-        node.stop(timeout=20)
+        if node is not None:
+            node.stop(timeout=20)
         if not args.checkpoint:
             for leftover in tmp.glob("*.safetensors"):
                 leftover.unlink()

@@ -43,3 +43,73 @@ def test_checkpoint_loads_onto_the_gpu_and_text_cache_follows(tmp_path):
     calls = model.text_encoder.calls
     model.encode_text(["a kitchen"])
     assert model.text_encoder.calls == calls
+
+
+def _frames(height, width, n=2):
+    rng = np.random.default_rng(height * 1000 + width)
+    return [(rng.random((height, width, 3)) * 255).astype(np.uint8) for _ in range(n)]
+
+
+@cuda
+@pytest.mark.parametrize("fp16", [False, True])
+def test_cuda_graph_replay_gives_the_eager_depth(tmp_path, fp16):
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", tiny_model(seed=3))
+    eager = DepthEstimator(checkpoint=ckpt, device="cuda", fp16=fp16, cuda_graphs=False)
+    graphed = DepthEstimator(checkpoint=ckpt, device="cuda", fp16=fp16)
+    assert graphed.uses_cuda_graphs and "CUDA graphs" in graphed.describe()
+    tol = dict(rtol=2e-3, atol=2e-3) if fp16 else dict(rtol=1e-5, atol=1e-5)
+    for text in ["a bedroom", "a long corridor"]:  # a new text refills the buffer, no re-capture
+        for rgb in _frames(120, 160):
+            ref, out = eager.predict(rgb, text), graphed.predict(rgb, text)
+            np.testing.assert_allclose(out.depth, ref.depth, **tol)
+            np.testing.assert_allclose(out.uncertainty, ref.uncertainty, **tol)
+            np.testing.assert_allclose(out.depth_range, ref.depth_range, **tol)
+    assert graphed.graphs.captures == 1
+    assert graphed.uses_cuda_graphs
+
+
+@cuda
+def test_cuda_graph_sizes_are_bounded_and_each_size_is_right(tmp_path):
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", tiny_model(seed=4))
+    eager = DepthEstimator(checkpoint=ckpt, device="cuda", cuda_graphs=False)
+    graphed = DepthEstimator(checkpoint=ckpt, device="cuda", graph_sizes=2)
+    for height, width in [(64, 96), (96, 64), (70, 100), (64, 96)]:  # 70x100: padded inside the model
+        rgb = _frames(height, width, 1)[0]
+        out, ref = graphed.predict(rgb, "a kitchen"), eager.predict(rgb, "a kitchen")
+        assert out.depth.shape == (height, width)
+        np.testing.assert_allclose(out.depth, ref.depth, rtol=1e-5, atol=1e-5)
+    assert len(graphed.graphs.programs) == 2 and graphed.graphs.evictions == 2 and graphed.graphs.captures == 4
+
+
+# A forward hook that reads a value back to the host (a data-dependent sync) cannot be
+# captured. Run in a child process so a broken capture cannot disturb the other tests.
+FALLBACK_SCRIPT = r'''
+import logging, sys
+import numpy as np, torch
+sys.path.insert(0, sys.argv[2])
+from textdepth_ros.inference import DepthEstimator
+logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+est = DepthEstimator(checkpoint=sys.argv[1], device="cuda")
+est.model.head.register_forward_hook(lambda module, args, out: [float(out[0].max())] and None)  # None: output unchanged
+rgb = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+first, second = est.predict(rgb, "a room"), est.predict(rgb, "a room")
+ref = DepthEstimator(checkpoint=sys.argv[1], device="cuda", cuda_graphs=False).predict(rgb, "a room")
+assert not est.uses_cuda_graphs, est.describe()
+assert np.allclose(first.depth, ref.depth, rtol=1e-5, atol=1e-5) and np.array_equal(first.depth, second.depth)
+print("FALLBACK_OK", est.describe())
+'''
+
+
+@cuda
+def test_a_failed_capture_falls_back_to_eager_with_one_log_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", tiny_model(seed=5))
+    repo = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run([sys.executable, "-c", FALLBACK_SCRIPT, str(ckpt), repo], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and "FALLBACK_OK" in done.stdout, done.stdout + done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "CUDA graph capture failed" in line]
+    assert len(warnings) == 1, done.stderr

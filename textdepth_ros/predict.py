@@ -10,6 +10,7 @@ Images over --max-pixels are refused from the file's header, before decoding. Th
 outputs appear together or not at all: they are written under temporary names and
 renamed when complete, so a full disk or an interrupt leaves no truncated file.
 """
+import argparse
 import io
 import sys
 from pathlib import Path
@@ -29,6 +30,8 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="output .npy (float32 metres); the preview goes to OUT.png")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
     parser.add_argument("--fp16", action="store_true", help="half precision: fp16 autocast on CUDA, bf16 on CPU")
+    parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True,
+                        help="on CUDA, capture the forward in a CUDA graph (default on; no-op on CPU)")
     parser.add_argument("--uncertainty", action="store_true",
                         help="also write OUT_uncertainty.npy (std of the bin distribution, metres)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
@@ -50,7 +53,8 @@ def run(args) -> int:
     rgb = read_rgb(args.image, args.max_pixels)
     from textdepth_ros.inference import DepthEstimator  # torch: only once the input is known to be usable
 
-    estimator = DepthEstimator(args.config, checkpoint=args.checkpoint, device=args.device, fp16=args.fp16)
+    estimator = DepthEstimator(args.config, checkpoint=args.checkpoint, device=args.device, fp16=args.fp16,
+                               cuda_graphs=args.cuda_graphs)
     if estimator.untrained:
         print("WARNING: no --checkpoint: UNTRAINED weights, the depth below is not the scene's depth.", file=sys.stderr)
     prediction = estimator.predict(rgb, args.text)

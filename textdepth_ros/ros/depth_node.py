@@ -3,8 +3,9 @@
 Threads: the executor thread (one SingleThreadedExecutor, spun with spin_once; see
 spinning.py for the start/stop order) runs callbacks that only check and store the
 newest frame, camera info, text or parameter change; one InferenceWorker thread runs
-the model on the newest frame and publishes. Frames replaced before the worker got to
-them are dropped and counted.
+the model on the newest frame and hands it to a PublishQueue thread, which publishes it
+while the next frame runs. Frames replaced before the worker got to them are dropped
+and counted.
 """
 import sys
 import time
@@ -26,6 +27,7 @@ from textdepth_ros.ros.fastdds_profile import use_shm_profile
 from textdepth_ros.ros.inference_worker import InferenceWorker
 from textdepth_ros.ros.parameters import LiveParameters, Spec, set_timer_period
 from textdepth_ros.ros.pointcloud import depth_to_pointcloud2, invalid_to_nan, nan_is_the_only_invalid
+from textdepth_ros.ros.publish_queue import PublishQueue
 from textdepth_ros.ros.python_logging import forward_package_logging
 from textdepth_ros.ros.spinning import run_node
 from textdepth_ros.ros.text_input import TextChangeLog, clean_text
@@ -63,6 +65,13 @@ PARAMETERS = {
     "fp16": Spec(False, "half precision autocast (fp16 on CUDA, bf16 on CPU)"),
     "compile": Spec(False, "torch.compile the network (GPU: much less launch overhead; the first frame of "
                     "each size compiles)"),
+    "compile_cache_dir": Spec("", "torch.compile's on-disk cache, reused by a restart "
+                              "(empty: $TORCHINDUCTOR_CACHE_DIR or ~/.cache/textdepth_ros/torch_compile)"),
+    "cuda_graphs": Spec(True, "CUDA: capture the forward per input size in a CUDA graph and replay it (no-op on CPU)"),
+    "cuda_graph_sizes": Spec(4, "CUDA graphs: most input sizes kept captured (least recently used dropped)",
+                             low=1, high=64),
+    "backend": Spec("torch", "torch, or onnxruntime (runs `onnx_model`; CUDA/TensorRT providers where installed)"),
+    "onnx_model": Spec("", "backend onnxruntime: the .onnx file from `textdepth export` (same config/checkpoint)"),
     "default_text": Spec("an indoor scene", "scene description used until one arrives on `text`; setting it at run "
                          "time makes it the current description", dynamic=True, check=_usable_text),
     "publish_cloud": Spec(True, "publish `points`", dynamic=True),
@@ -95,6 +104,7 @@ class DepthNode(Node):
         self.estimator = None
         self.stats = NodeStats()
         self.worker = InferenceWorker(self.process, self._frame_failed)
+        self.publisher = PublishQueue(self.publish_frame, self._frame_failed)
         self.slot = self.worker.slot
         self._camera_info = None
         self._text = self.params["default_text"]
@@ -120,10 +130,7 @@ class DepthNode(Node):
         if problem:
             raise UserError(f"{problem[1]} (set warmup_height/warmup_width to the camera's size)")
 
-        from textdepth_ros.inference import DepthEstimator  # torch loads only here
-
-        self.estimator = DepthEstimator(p["model_config"], p["checkpoint"] or None, p["device"], bool(p["fp16"]),
-                                        compile=bool(p["compile"]))  # a CUDA fallback warns through logging
+        self.estimator = self._load_estimator(p)  # a CUDA fallback warns through logging
         encoder = getattr(self.estimator.model, "text_encoder", None)
         self._tokenizer = getattr(encoder, "tokenizer", None)
         self._context_length = getattr(encoder, "context_length", 77)
@@ -143,6 +150,22 @@ class DepthNode(Node):
         self.worker.start()
         self.get_logger().info("ready: waiting for images on " + self.resolve_topic_name("image"))
 
+    @staticmethod
+    def _load_estimator(p):
+        if p["backend"] == "onnxruntime":
+            from textdepth_ros.onnx_runtime import OnnxDepthEstimator
+
+            if not p["onnx_model"]:
+                raise UserError("backend onnxruntime needs the `onnx_model` parameter (a file from `textdepth export`)")
+            return OnnxDepthEstimator(p["onnx_model"], p["model_config"], p["checkpoint"] or None, p["device"])
+        if p["backend"] != "torch":
+            raise UserError(f"unknown backend '{p['backend']}' (torch or onnxruntime)")
+        from textdepth_ros.inference import DepthEstimator  # torch loads only here
+
+        return DepthEstimator(p["model_config"], p["checkpoint"] or None, p["device"], bool(p["fp16"]),
+                              compile=bool(p["compile"]), compile_cache=p["compile_cache_dir"],
+                              cuda_graphs=bool(p["cuda_graphs"]), graph_sizes=int(p["cuda_graph_sizes"]))
+
     def stop(self, hurry=None) -> bool:
         """Take no more frames; let the frame in progress finish (up to STOP_GRACE_S, or
         until `hurry` is set), else drop it. False: a thread is still inside the model."""
@@ -152,6 +175,11 @@ class DepthNode(Node):
         finished = self.worker.stop(STOP_GRACE_S, hurry)
         if not finished:
             self.get_logger().info("dropped the frame in progress")
+        # The finished frame waiting for the publisher goes out too, unless in a hurry;
+        # whatever the publisher has not sent by then is discarded at the output gate.
+        published = self.publisher.close(0.0 if not finished or (hurry is not None and hurry.is_set()) else STOP_GRACE_S)
+        if not published:
+            self.worker.close_outputs()
         return finished
 
     @property
@@ -226,6 +254,12 @@ class DepthNode(Node):
             return
         text, params = self._text, self.params.values  # one consistent set for this frame
         pred = self.estimator.predict(rgb, text)
+        self.publisher.put((msg, received, rgb, text, params, pred))
+
+    def publish_frame(self, item) -> None:
+        """Publisher thread, while the worker runs the next frame: depth first (what
+        latency-bound consumers wait for), then the rest."""
+        msg, received, rgb, text, params, pred = item
         depth = pred.depth.astype(np.float32, copy=False)
         if not nan_is_the_only_invalid(depth):  # two reductions; a copy only when needed
             depth = invalid_to_nan(depth)

@@ -61,7 +61,11 @@ class InferenceWorker:
         while self._thread.is_alive() and time.monotonic() < deadline and not (hurry and hurry.is_set()):
             self._thread.join(0.05)
         if self._thread.is_alive():
-            with self._output_lock:
-                self._outputs_open = False
+            self.close_outputs()
             self._thread.join(0.1)  # it may have been between frames, about to leave
         return not self._thread.is_alive()
+
+    def close_outputs(self) -> None:
+        """From now on `outputs()` yields False (waits for a publish in progress)."""
+        with self._output_lock:
+            self._outputs_open = False

@@ -1,0 +1,114 @@
+"""The network in onnxruntime, the text tower in torch: the node's `backend: onnxruntime`.
+
+Same `predict(rgb, text)` as DepthEstimator. The .onnx file comes from
+`textdepth export` and is built for one input size: images of another size are resized
+to it and the outputs resized back (one log line). Execution providers: TensorRT, then
+CUDA, where this onnxruntime build has them and the device asks for a GPU; CPU
+otherwise. The text embedding comes from the checkpoint's (or config's) CLIP text tower
+with its cache, so a repeated text costs nothing.
+"""
+import json
+import logging
+import time
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+
+from textdepth_ros.errors import UserError
+from textdepth_ros.inference import Prediction, ServingModel
+
+log = logging.getLogger("textdepth_ros.onnx_runtime")
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def choose_providers(device: str, available) -> tuple:
+    """(providers in preference order, warning or None) for a device spec."""
+    device = (device or "auto").strip().lower()
+    gpu = [p for p in GPU_PROVIDERS if p in available]
+    if device == "cpu":
+        return ["CPUExecutionProvider"], None
+    if device.startswith("cuda") and not gpu:
+        return ["CPUExecutionProvider"], (f"device '{device}' asked for but this onnxruntime has no CUDA/TensorRT "
+                                          "execution provider: running on CPU")
+    return gpu + ["CPUExecutionProvider"], None
+
+
+def read_metadata(session) -> dict:
+    meta = session.get_modelmeta().custom_metadata_map
+    if "textdepth_config" not in meta:
+        raise UserError("this .onnx file was not written by `textdepth export` (no textdepth metadata)")
+    return {"config": json.loads(meta["textdepth_config"]), "height": int(meta["textdepth_height"]),
+            "width": int(meta["textdepth_width"]), "inputs": meta.get("textdepth_inputs", "image").split(",")}
+
+
+class OnnxDepthEstimator(ServingModel):
+    """DepthEstimator's interface over an onnxruntime session."""
+
+    def __init__(self, onnx_path, config="tiny", checkpoint=None, device="auto"):
+        import onnxruntime as ort
+
+        from textdepth_ros.model import build_model
+        from textdepth_ros.model.checkpoint import load_checkpoint
+
+        try:
+            providers, self.device_warning = choose_providers(device, ort.get_available_providers())
+            self.session = ort.InferenceSession(str(onnx_path), providers=providers)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a missing or corrupt file fails in many ways
+            raise UserError(f"cannot load ONNX model '{onnx_path}': {str(exc).splitlines()[0][:200]}") from None
+        if self.device_warning:
+            log.warning(self.device_warning)
+        meta = read_metadata(self.session)
+        self.size = (meta["height"], meta["width"])
+        if checkpoint:
+            model, _ = load_checkpoint(checkpoint)
+            self.untrained = False
+        else:
+            model = build_model(config, pretrained=True)
+            self.untrained = True
+        exported = {k: v for k, v in meta["config"].items() if k != "name"}
+        if exported != {k: v for k, v in model.config.items() if k != "name"}:
+            raise UserError(f"'{onnx_path}' was exported from another model config than "
+                            f"{'the checkpoint' if checkpoint else config}'s: export it again from the same one")
+        # Only the text tower is kept: the network itself runs in onnxruntime.
+        self.model = SimpleNamespace(text_encoder=model.text_encoder, config=model.config, variant=model.variant,
+                                     uses_text=model.uses_text)
+        self.model.encode_text = model.encode_text if model.uses_text else None
+        del model
+        self._adopt_config(self.model.config)
+        self.providers = self.session.get_providers()
+        self.device = "cuda" if self.providers[0] in GPU_PROVIDERS else "cpu"
+        self.compiled = False
+        self.uses_cuda_graphs = False
+        self._resized_warned = False
+
+    def describe(self) -> str:
+        weights = "UNTRAINED (random) weights" if self.untrained else "trained checkpoint"
+        return (f"{self.config.get('name', '?')} ({self.model.variant}) in onnxruntime "
+                f"[{', '.join(p.replace('ExecutionProvider', '') for p in self.providers)}] "
+                f"{self.size[0]}x{self.size[1]}, {weights}")
+
+    def predict(self, rgb: np.ndarray, text: str = "") -> Prediction:
+        start = time.perf_counter()
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise UserError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+        height, width = rgb.shape[:2]
+        resized = (height, width) != self.size
+        if resized:
+            if not self._resized_warned:
+                self._resized_warned = True
+                log.warning("images are %dx%d, the ONNX model is built for %dx%d: resizing in and out "
+                            "(export at the camera's size to avoid it)", height, width, *self.size)
+            rgb = cv2.resize(rgb, (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
+        feeds = {"image": np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(255.0)}
+        if self.uses_text:
+            feeds["text_embedding"] = self.model.encode_text([text]).cpu().numpy()
+        depth, uncertainty, depth_range = self.session.run(["depth", "uncertainty", "depth_range"], feeds)
+        depth, uncertainty = depth[0, 0], uncertainty[0, 0]
+        if resized:
+            depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
+            uncertainty = cv2.resize(uncertainty, (width, height), interpolation=cv2.INTER_LINEAR)
+        d_min, d_max = (float(v) for v in depth_range[0])
+        return Prediction(depth, uncertainty, (d_min, d_max), (time.perf_counter() - start) * 1000.0)
