@@ -54,22 +54,24 @@ def relative_position_bias(table: torch.Tensor, index: torch.Tensor) -> torch.Te
 _shift_masks = {}
 
 
+@torch.compiler.assume_constant_result
 def shift_mask(hp: int, wp: int, window: int, shift: int, device) -> torch.Tensor:
     """[nW, N, N] additive mask (0 or -100) for shifted windows on a padded Hp x Wp grid,
     as Swin builds it: after the roll, tokens from different regions of the padded map
     (split at -window and -shift along each axis) must not attend to each other.
-    Cached: it depends only on its arguments."""
+    Cached: it depends only on its arguments. Built on `device` itself, and a constant to
+    torch.compile (no mask ops, and no CPU work, inside a compiled or captured forward)."""
     key = (hp, wp, window, shift, str(device))
     mask = _shift_masks.get(key)
     if mask is None:
-        region = torch.zeros(hp, wp, device="cpu")
+        region = torch.zeros(hp, wp, device=device)
         cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
         for i, rows in enumerate(cuts):
             for j, cols in enumerate(cuts):
                 region[rows, cols] = 3 * i + j
         ids = window_partition(region[None, :, :, None], window)[..., 0]  # [nW, N]
         differs = ids[:, None, :] != ids[:, :, None]
-        mask = torch.zeros(differs.shape, device="cpu").masked_fill(differs, SHIFT_MASK_VALUE).to(device)
+        mask = torch.zeros(differs.shape, device=device).masked_fill(differs, SHIFT_MASK_VALUE)
         _shift_masks[key] = mask
     return mask
 
