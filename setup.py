@@ -26,7 +26,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "textdepth = textdepth_ros.cli:main",
+            "textdepth = textdepth_ros.cli:entry",
             "depth_node = textdepth_ros.ros.depth_node:main",
             "evaluator_node = textdepth_ros.bags.evaluator_node:main",
         ],

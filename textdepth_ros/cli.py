@@ -6,9 +6,13 @@ A UserError becomes one clear line on stderr and exit code 2, never a traceback.
 """
 import argparse
 import importlib
+import logging
+import os
 import sys
 
 from textdepth_ros.errors import UserError
+
+INTERRUPTED = 130  # exit status after Ctrl-C or SIGTERM, as shells report SIGINT
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -61,8 +65,26 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         print(f"textdepth {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
+
+
+def entry() -> None:
+    """The `textdepth` program: main()'s code as the exit status. After Ctrl-C / SIGTERM
+    (130) it leaves directly: a KeyboardInterrupt that passed through code an extension
+    ran with PyRun_String marks the interpreter, which then ends itself with SIGINT (exit
+    -2) even though main() caught it. Every `with` block has unwound by then: staging
+    folders and temporary files are already gone."""
+    code = main()
+    if code == INTERRUPTED:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(INTERRUPTED)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
