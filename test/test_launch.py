@@ -57,7 +57,7 @@ def test_launch_node_names_an_installed_executable_and_shipped_files(tree):
 
 
 def test_yaml_sets_every_node_parameter_and_nothing_else():
-    params = yaml.safe_load(YAML.read_text())[NODE_NAME]["ros__parameters"]
+    params = yaml.safe_load(YAML.read_text())["/**/" + NODE_NAME]["ros__parameters"]
     assert set(params) == set(PARAMETERS)
     for name, value in params.items():
         default = PARAMETERS[name][0]

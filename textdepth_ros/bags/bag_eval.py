@@ -26,6 +26,7 @@ from textdepth_ros.metrics import format_table
 from textdepth_ros.bags import bagio
 from textdepth_ros.bags.scoring import GT_ENCODINGS, add_bag_ground_truth, make_scorer, write_results
 
+PARAMS_NAMESPACE = "/textdepth"  # launch/depth.launch.py's default namespace
 
 
 def add_arguments(parser) -> None:
@@ -51,6 +52,9 @@ def add_arguments(parser) -> None:
 
     model = parser.add_argument_group("model (defaults from --params-file, the launch file's YAML)")
     model.add_argument("--params-file", help="node parameters YAML (default: config/depth.yaml of the package)")
+    model.add_argument("--params-namespace", default=PARAMS_NAMESPACE,
+                       help="read --params-file for depth_node in this namespace, as ROS would (default %(default)s, "
+                            "the launch file's): a key '/**/depth_node', '/**' or '/textdepth/depth_node' applies")
     model.add_argument("--model-config", help="model config name or YAML (overrides the params file)")
     model.add_argument("--checkpoint", help="trained checkpoint (overrides the params file)")
     model.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides the params file)")
@@ -150,12 +154,19 @@ def _has_partner(sorted_stamps, stamp, tolerance) -> bool:
 
 # ------------------------------------------------------------------------ model params
 def node_parameters(args) -> dict:
-    """depth_node's parameters from the YAML (as the launch file passes them), CLI overrides on top."""
+    """depth_node's parameters from the YAML, matched to the node's name the way ROS
+    matches them (a file keyed for another node is an error, not silently nothing),
+    CLI overrides on top."""
     from textdepth_ros.paths import config_dir
+    from textdepth_ros.ros.params_file import parameters_for
 
     path = Path(args.params_file) if args.params_file else config_dir() / "depth.yaml"
     doc = read_yaml_mapping(path, "params file")
-    params = dict(next((v.get("ros__parameters", {}) for k, v in doc.items() if k.strip("/").endswith("depth_node")), {}))
+    node = "/" + "/".join(p for p in [*args.params_namespace.split("/"), "depth_node"] if p)
+    params = parameters_for(doc, node)
+    if params is None:
+        raise UserError(f"params file {path} has no entry for {node} (its keys: {', '.join(map(str, doc)) or 'none'}); "
+                        "key it '/**/depth_node:' (any namespace) or set --params-namespace")
     for name in ("model_config", "checkpoint", "device", "fp16"):
         value = getattr(args, name)
         if value is not None:

@@ -30,7 +30,7 @@ def live_name(bag_topic: str) -> str:
     return NAMESPACE + "/" + bag_topic.lstrip("/")
 
 
-def node_command(params: dict, plan, text_topic: str, extra_params=()) -> list:
+def node_command(params: dict, plan, text_topic: str, extra_params=(), folder=None) -> list:
     """depth_node with the params file (as the launch file runs it) plus overrides."""
     remaps = {"image": live_name(plan.image_topic), "text": text_topic}
     if plan.camera_info_topic:
@@ -40,12 +40,23 @@ def node_command(params: dict, plan, text_topic: str, extra_params=()) -> list:
     overrides.update({name: params[name] for name in ("model_config", "checkpoint", "device")
                       if params.get(name) not in (None, "")})
     overrides["fp16"] = bool(params.get("fp16"))
-    cmd = depth_node_argv(overrides, params["_file"], NAMESPACE, remaps)
+    cmd = depth_node_argv(overrides, resolved_params_file(params, folder), NAMESPACE, remaps)
     for item in extra_params:
         if ":=" not in item:
             raise UserError(f"--node-param wants NAME:=VALUE, got {item!r}")
         cmd += ["-p", item]
     return cmd
+
+
+def resolved_params_file(params: dict, folder=None) -> str:
+    """The parameters bag-eval resolved from the user's file, for the node in our own
+    namespace (their file may be keyed for another one): a file keyed '/**' in `folder`."""
+    import yaml
+
+    values = {name: value for name, value in params.items() if not name.startswith("_")}
+    path = Path(folder or tempfile.mkdtemp(prefix="textdepth_bag_eval_")) / "depth_node_params.yaml"
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": values}}))
+    return str(path)
 
 
 def run_live(args, plan, params) -> dict:
@@ -65,13 +76,13 @@ def run_live(args, plan, params) -> dict:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     scorer = make_scorer(args)
     text_topic = live_name(plan.text_topic or "fixed_text")
-    cmd = node_command(params, plan, text_topic, args.node_param)
+    log_dir = tempfile.mkdtemp(prefix="textdepth_bag_eval_")
+    cmd = node_command(params, plan, text_topic, args.node_param, log_dir)
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("bag_eval", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    log_dir = tempfile.mkdtemp(prefix="textdepth_bag_eval_")
     state = {"in": 0, "out": 0, "unknown": 0, "last_out": None, "max_latency": 0.0}
     sent = {}  # image stamp -> (monotonic publish time, bag log time)
     recorder = None

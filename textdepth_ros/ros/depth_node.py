@@ -23,6 +23,7 @@ from textdepth_ros.ros.conversions import numpy_to_image, to_rgb8
 from textdepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
 from textdepth_ros.ros.frame_slot import LatestSlot
+from textdepth_ros.ros.params_file import warn_unmatched
 from textdepth_ros.ros.pointcloud import (depth_to_pointcloud2, invalid_to_nan, nan_is_the_only_invalid,
                                           valid_intrinsics)
 from textdepth_ros.ros.text_input import clean_text
@@ -244,6 +245,7 @@ def main(args=None) -> int:
     use_shm_profile()  # before rclpy.init: Fast DDS reads it when the participant is created
     rclpy.init(args=args)
     node = DepthNode()
+    warn_unmatched(node, sys.argv if args is None else args)
     try:
         node.start()
     except UserError as exc:
