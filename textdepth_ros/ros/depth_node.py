@@ -13,7 +13,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
@@ -23,6 +23,7 @@ from textdepth_ros.ros.conversions import numpy_to_image, to_rgb8
 from textdepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
 from textdepth_ros.ros.frame_slot import LatestSlot
+from textdepth_ros.ros.input_qos import subscribe_inputs
 from textdepth_ros.ros.params_file import warn_unmatched
 from textdepth_ros.ros.pointcloud import (depth_to_pointcloud2, invalid_to_nan, nan_is_the_only_invalid,
                                           valid_intrinsics)
@@ -52,7 +53,8 @@ PARAMETERS = {
 
 
 def text_qos() -> QoSProfile:
-    """Reliable + transient local: a node started late still gets the last description."""
+    """What a text publisher should offer: reliable + transient local, so a node started
+    late still gets the last description (the node's subscription follows its publishers)."""
     return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
@@ -119,9 +121,7 @@ class DepthNode(Node):
         if p["warmup"]:
             ms = self.estimator.warmup(int(p["warmup_height"]), int(p["warmup_width"]), self._text)
             self.get_logger().info(f"warm-up forward {int(p['warmup_height'])}x{int(p['warmup_width'])}: {ms:.0f} ms")
-        self.create_subscription(Image, "image", self.slot_image, qos_profile_sensor_data)
-        self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, qos_profile_sensor_data)
-        self.create_subscription(String, "text", self.on_text, text_qos())
+        self.inputs = subscribe_inputs(self)
         self.create_timer(max(float(p["diagnostics_period"]), 0.05), self.publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name="depth_inference", daemon=True)
         self._worker.start()
