@@ -30,7 +30,8 @@ def generate_launch_description():
         DeclareLaunchArgument("model_config", default_value="tiny", description="tiny, paper, or a model YAML path"),
         DeclareLaunchArgument("checkpoint", default_value="", description="trained checkpoint (empty: untrained weights)"),
         DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N"),
-        DeclareLaunchArgument("fp16", default_value="false", description="half precision on CUDA"),
+        DeclareLaunchArgument("fp16", default_value="false",
+                              description="half-precision autocast: fp16 on CUDA, bf16 on CPU"),
     ]
     node = Node(
         package=PACKAGE,

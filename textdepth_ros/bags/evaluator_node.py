@@ -34,15 +34,15 @@ PARAMETERS = {
     "min_depth": (1e-3, "evaluation range lower bound (m)"),
     "max_depth": (10.0, "evaluation range upper bound (m)"),
     "summary_period": (5.0, "seconds between summary log lines / `evaluation` messages"),
-    "prediction_reliable": (True, "subscribe `depth` reliable (matches depth_node); false = best effort"),
 }
 
 
 def _make_node_class():
     """The Node subclass, built on first use so DepthScorer needs no rclpy."""
     from rclpy.node import Node
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
+
+    from textdepth_ros.ros.input_qos import AdaptiveInput, default_input_qos
     from std_msgs.msg import String
 
     class EvaluatorNode(Node):
@@ -53,12 +53,11 @@ def _make_node_class():
             self.scorer = DepthScorer(crop=None if crop in ("none", "") else "eigen",
                                       tolerance_ns=int(float(self.params["sync_tolerance"]) * 1e9),
                                       min_depth=float(self.params["min_depth"]), max_depth=float(self.params["max_depth"]))
-            reliability = ReliabilityPolicy.RELIABLE if self.params["prediction_reliable"] else ReliabilityPolicy.BEST_EFFORT
-            self.create_subscription(Image, "depth", self.on_prediction, QoSProfile(depth=20, reliability=reliability))
-            # Best effort accepts any publisher (camera drivers, bag play); deep enough
-            # that a burst is not lost while a callback scores.
-            self.create_subscription(Image, "gt_depth", self.on_ground_truth,
-                                     QoSProfile(depth=20, reliability=ReliabilityPolicy.BEST_EFFORT))
+            # QoS follows the publishers (depth_node and `ros2 bag play` are reliable; a
+            # best-effort subscription would lose their 640x480 frames); deep enough that a
+            # burst is not lost while a callback scores. qos_overrides.* fix a policy.
+            self.inputs = [AdaptiveInput(self, Image, "depth", self.on_prediction, default_input_qos(depth=20)),
+                           AdaptiveInput(self, Image, "gt_depth", self.on_ground_truth, default_input_qos(depth=20))]
             self.pub_summary = self.create_publisher(String, "evaluation", 10)
             self.create_timer(max(float(self.params["summary_period"]), 0.1), self.publish_summary)
             self.bad_gt = 0

@@ -42,7 +42,7 @@ class NodeProcess:
     """`argv` as a child process. With `new_session`, signals go to its whole process
     group (what Ctrl-C in a terminal does), so programs that start nodes stop them too."""
 
-    def __init__(self, argv, log_path=None, new_session: bool = False, cwd=None):
+    def __init__(self, argv, log_path=None, new_session: bool = False, cwd=None, env=None):
         self.log_path = Path(log_path or tempfile.mkstemp(prefix="textdepth_node_", suffix=".log")[1])
         self._log = open(self.log_path, "wb")
         self._group = new_session
@@ -50,7 +50,7 @@ class NodeProcess:
         self._shm = set()
         self.proc = subprocess.Popen(list(map(str, argv)), stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=new_session, cwd=cwd,
-                                     env=dict(os.environ))
+                                     env=dict(os.environ if env is None else env))
 
     @property
     def pid(self) -> int:
