@@ -19,7 +19,8 @@ from std_msgs.msg import String
 
 from textdepth_ros.errors import UserError
 from textdepth_ros.preview import colorize_depth
-from textdepth_ros.ros.conversions import numpy_to_image, to_rgb8
+from textdepth_ros.ros.compressed import any_to_rgb8
+from textdepth_ros.ros.conversions import numpy_to_image
 from textdepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
 from textdepth_ros.ros.frame_slot import LatestSlot
@@ -41,6 +42,8 @@ PARAMETERS = {
     "fp16": (False, "half precision autocast (fp16 on CUDA, bf16 on CPU)"),
     "compile": (False, "torch.compile the network (GPU: much less launch overhead; first frame of a size compiles)"),
     "default_text": ("an indoor scene", "scene description used until one arrives on `text`"),
+    "transport": ("raw", "raw: sensor_msgs/Image on `image`; compressed: sensor_msgs/CompressedImage (jpeg, png) "
+                         "on `image`/compressed, as image_transport names it"),
     "publish_cloud": (True, "publish `points`"),
     "cloud_rgb": (True, "XYZRGB cloud (colour from the input image) instead of XYZ"),
     "max_range": (0.0, "cloud points farther than this (m) become NaN; 0 = no limit"),
@@ -125,7 +128,7 @@ class DepthNode(Node):
         self.create_timer(max(float(p["diagnostics_period"]), 0.05), self.publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name="depth_inference", daemon=True)
         self._worker.start()
-        self.get_logger().info("ready: waiting for images on " + self.resolve_topic_name("image"))
+        self.get_logger().info("ready: waiting for images on " + self.inputs[0].topic)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -178,7 +181,7 @@ class DepthNode(Node):
 
     def process(self, msg: Image, received: float) -> None:
         try:
-            rgb = to_rgb8(msg)
+            rgb = any_to_rgb8(msg)  # Image or CompressedImage (transport)
         except ValueError as exc:
             self.stats.bad_frames += 1
             self.get_logger().warning(f"image skipped: {exc}", throttle_duration_sec=THROTTLE_S)

@@ -215,13 +215,23 @@ class AdaptiveInput:
             self.subscription = None
 
 
+TRANSPORTS = ("raw", "compressed")
+
+
 def subscribe_inputs(node) -> list:
     """depth_node's three inputs, each following its publishers: `image` (to
-    node.slot_image), `camera_info` (node.on_camera_info), `text` (node.on_text, depth 1:
-    only the latest description matters)."""
-    from sensor_msgs.msg import CameraInfo, Image
+    node.slot_image; with node.params['transport'] == 'compressed' the CompressedImage
+    topic image_transport names `<image>/compressed`), `camera_info`
+    (node.on_camera_info), `text` (node.on_text, depth 1: only the latest matters)."""
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
     from std_msgs.msg import String
 
-    return [AdaptiveInput(node, Image, "image", node.slot_image),
+    transport = node.params.get("transport", "raw")
+    if transport not in TRANSPORTS:
+        raise UserError(f"transport '{transport}' is not one of {', '.join(TRANSPORTS)}")
+    # Remapping `image` moves the compressed topic with it, as image_transport does.
+    image = (CompressedImage, node.resolve_topic_name("image") + "/compressed") if transport == "compressed" \
+        else (Image, "image")
+    return [AdaptiveInput(node, *image, node.slot_image),
             AdaptiveInput(node, CameraInfo, "camera_info", node.on_camera_info),
             AdaptiveInput(node, String, "text", node.on_text, default_input_qos(depth=1))]
