@@ -5,15 +5,18 @@
         checkpoint:=/path/to/model.safetensors device:=cuda fp16:=true
 
 Outputs (`depth`, `depth/camera_info`, `depth/uncertainty`, `points`, `depth/preview`)
-appear under the namespace (default /textdepth).
+appear under the namespace (default /textdepth). `managed:=true` starts the lifecycle
+variant instead, which waits for `configure` and `activate` (a lifecycle manager, or
+`ros2 lifecycle set /textdepth/depth_node configure`).
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 PACKAGE = "textdepth_ros"
@@ -32,10 +35,11 @@ def generate_launch_description():
         DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N"),
         DeclareLaunchArgument("fp16", default_value="false",
                               description="half-precision autocast: fp16 on CUDA, bf16 on CPU"),
+        DeclareLaunchArgument("managed", default_value="false",
+                              description="lifecycle node: loads the model on configure, serves on activate"),
     ]
-    node = Node(
+    common = dict(
         package=PACKAGE,
-        executable="depth_node",
         name="depth_node",
         namespace=LaunchConfiguration("namespace"),
         output="screen",
@@ -55,4 +59,7 @@ def generate_launch_description():
             ("text", LaunchConfiguration("text")),
         ],
     )
-    return LaunchDescription(arguments + [node])
+    managed = LaunchConfiguration("managed")
+    plain = Node(executable="depth_node", condition=UnlessCondition(managed), **common)
+    lifecycle = LifecycleNode(executable="managed_depth_node", condition=IfCondition(managed), **common)
+    return LaunchDescription(arguments + [plain, lifecycle])

@@ -106,6 +106,11 @@ class DepthNode(Node):
     # -- start / stop ---------------------------------------------------------------
     def start(self) -> None:
         """Load the model (UserError on a bad checkpoint/config), warm up, subscribe."""
+        self.load_model()
+        self.serve()
+
+    def load_model(self) -> None:
+        """Build the estimator and warm it up (the managed node's `configure`)."""
         from textdepth_ros.inference import DepthEstimator  # torch loads only here
 
         p = self.params
@@ -124,13 +129,20 @@ class DepthNode(Node):
         if p["warmup"]:
             ms = self.estimator.warmup(int(p["warmup_height"]), int(p["warmup_width"]), self._text)
             self.get_logger().info(f"warm-up forward {int(p['warmup_height'])}x{int(p['warmup_width'])}: {ms:.0f} ms")
+
+    def serve(self) -> None:
+        """Subscribe, publish diagnostics, start the worker (the managed node's `activate`)."""
+        self._stop.clear()
+        self.slot = LatestSlot()
         self.inputs = subscribe_inputs(self)
-        self.create_timer(max(float(p["diagnostics_period"]), 0.05), self.publish_diagnostics)
+        self._diagnostics_timer = self.create_timer(max(float(self.params["diagnostics_period"]), 0.05),
+                                                    self.publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name="depth_inference", daemon=True)
         self._worker.start()
         self.get_logger().info("ready: waiting for images on " + self.inputs[0].topic)
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop the worker: the frame in progress finishes, newer ones are not taken."""
         self._stop.set()
         self.slot.close()
         if self._worker is not None:
