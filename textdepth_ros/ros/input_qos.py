@@ -20,6 +20,7 @@ message for STALL_S seconds, and a publisher with incompatible QoS under an over
 import copy
 import os
 import time
+from collections import deque
 
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterAlreadyDeclaredException, ParameterUninitializedException
@@ -32,6 +33,7 @@ from textdepth_ros.ros.fastdds_profile import ENV_VAR as FASTDDS_PROFILE_VAR
 
 CHECK_PERIOD_S = 1.0
 STALL_S = 5.0
+RETIRE_S = 5.0  # an old subscription delivers at most this long after a switch
 WARN_PERIOD_S = 30.0
 POLICIES = {  # policy -> (parameter type, enum class or None for an int)
     "reliability": (Parameter.Type.STRING, ReliabilityPolicy),
@@ -60,6 +62,14 @@ def adapt_to_publishers(base: QoSProfile, offered) -> QoSProfile:
     return qos
 
 
+def message_key(msg):
+    """What makes a message the same one when two subscriptions deliver it."""
+    header = getattr(msg, "header", None)
+    if header is not None:
+        return (header.stamp.sec, header.stamp.nanosec, header.frame_id)
+    return getattr(msg, "data", None)
+
+
 def override_name(topic: str, policy: str) -> str:
     return f"qos_overrides.{topic}.subscription.{policy}"
 
@@ -77,7 +87,9 @@ class AdaptiveInput:
         self.type_name = f"{msg_type.__module__.split('.')[0]}/msg/{msg_type.__name__}"
         self.base = base_qos or default_input_qos()
         self.overrides = self._declare_overrides()
-        self.subscription = None
+        self.subscription = self._retiring = None
+        self._handed_over = deque(maxlen=32)
+        self._generation = 0
         self.qos = None
         self._last_warned = {}
         self._subscribe(self._wanted_qos())
@@ -120,22 +132,43 @@ class AdaptiveInput:
         return qos
 
     def _subscribe(self, qos: QoSProfile) -> None:
-        if self.subscription is not None:
-            self.node.destroy_subscription(self.subscription)
-        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible, message_lost=self._on_lost)
-        self.subscription = self.node.create_subscription(self.msg_type, self.topic, self._on_message, qos,
+        """Subscribe with `qos`. The previous subscription keeps delivering until the new one
+        has a message (or RETIRE_S passed), so a switch loses nothing a bag or camera sent
+        meanwhile; a message both deliver (same header stamp, or same text) passes once."""
+        self._retire()
+        self._retiring, self._retiring_since = self.subscription, time.monotonic()
+        if self._retiring is not None:
+            self._retiring.callback = self._on_retiring
+        self._generation += 1
+        generation = self._generation
+
+        def on_lost(info):  # only the current subscription's losses count
+            if generation == self._generation:
+                self.lost += int(info.total_count_change)
+
+        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible, message_lost=on_lost)
+        self.subscription = self.node.create_subscription(self.msg_type, self.topic, self._on_current, qos,
                                                           event_callbacks=events)
         self.qos = qos
         self.received = self.lost = self._lost_reported = 0  # per subscription: the old one's losses are history
         self._since_match = None  # (monotonic time of the match, messages received before it)
 
+    def _retire(self) -> None:
+        if self._retiring is not None:
+            self.node.destroy_subscription(self._retiring)
+        self._retiring, self._handed_over = None, deque(maxlen=32)
+
     # -- events (executor thread) ---------------------------------------------------------
-    def _on_message(self, msg) -> None:
+    def _on_current(self, msg) -> None:
+        if self._retiring is not None and message_key(msg) in self._handed_over:
+            return  # the old subscription already delivered it
         self.received += 1
         self.callback(msg)
 
-    def _on_lost(self, info) -> None:
-        self.lost += int(info.total_count_change)
+    def _on_retiring(self, msg) -> None:
+        if self.received == 0:  # until the new subscription takes over
+            self._handed_over.append(message_key(msg))
+            self.callback(msg)
 
     def _on_incompatible(self, info) -> None:
         policy = info.last_policy_kind.name.lower()
@@ -148,6 +181,8 @@ class AdaptiveInput:
 
     # -- the periodic check ---------------------------------------------------------------
     def check(self) -> None:
+        if self._retiring is not None and (self.received or time.monotonic() - self._retiring_since > RETIRE_S):
+            self._retire()
         publishers = self.publishers()
         wanted = self._wanted_qos(publishers)
         if (wanted.reliability, wanted.durability) != (self.qos.reliability, self.qos.durability):
@@ -210,6 +245,7 @@ class AdaptiveInput:
     def destroy(self) -> None:
         """Unsubscribe (the override parameters stay declared)."""
         self.node.destroy_timer(self._timer)
+        self._retire()
         if self.subscription is not None:
             self.node.destroy_subscription(self.subscription)
             self.subscription = None
