@@ -5,12 +5,18 @@ Without --checkpoint the network runs with untrained weights (random decoder; Sw
 CLIP only where the config names pretrained files): the output shows the pipeline
 works, not the scene's depth. Train one with `textdepth train` or put a checkpoint in
 model/ (see model/README.md).
+
+Images over --max-pixels are refused from the file's header, before decoding. The
+outputs appear together or not at all: they are written under temporary names and
+renamed when complete, so a full disk or an interrupt leaves no truncated file.
 """
+import io
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS, describe_limit
 
 
 def add_arguments(parser):
@@ -25,36 +31,46 @@ def add_arguments(parser):
     parser.add_argument("--fp16", action="store_true", help="half precision: fp16 autocast on CUDA, bf16 on CPU")
     parser.add_argument("--uncertainty", action="store_true",
                         help="also write OUT_uncertainty.npy (std of the bin distribution, metres)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help=f"refuse images with more pixels than this, checked in the file header before decoding "
+                             f"(default {DEFAULT_MAX_PIXELS} = {describe_limit(DEFAULT_MAX_PIXELS)}; 0 = no limit)")
 
 
 def run(args) -> int:
+    from textdepth_ros.atomic_io import atomic_files
     from textdepth_ros.errors import UserError
-    from textdepth_ros.inference import DepthEstimator
+    from textdepth_ros.image_limits import read_rgb
     from textdepth_ros.preview import save_preview
 
-    image_path, out = Path(args.image), Path(args.out)
+    out = Path(args.out)
     if out.suffix != ".npy":
         raise UserError(f"--out must end in .npy, got {out}")
-    if not image_path.is_file():
-        raise UserError(f"image not found: {image_path}")
-    bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise UserError(f"cannot read image {image_path}")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if args.max_pixels < 0:
+        raise UserError(f"--max-pixels must be 0 (no limit) or positive, got {args.max_pixels}")
+    rgb = read_rgb(args.image, args.max_pixels)
+    from textdepth_ros.inference import DepthEstimator  # torch: only once the input is known to be usable
+
     estimator = DepthEstimator(args.config, checkpoint=args.checkpoint, device=args.device, fp16=args.fp16)
     if estimator.untrained:
         print("WARNING: no --checkpoint: UNTRAINED weights, the depth below is not the scene's depth.", file=sys.stderr)
     prediction = estimator.predict(rgb, args.text)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, prediction.depth.astype(np.float32))
-    preview = out.with_suffix(".png")
-    save_preview(preview, prediction.depth, *estimator.depth_limits)
-    written = [str(out), str(preview)]
+    targets = [out, out.with_suffix(".png")]
     if args.uncertainty:
-        unc = out.with_name(out.stem + "_uncertainty.npy")
-        np.save(unc, prediction.uncertainty.astype(np.float32))
-        written.append(str(unc))
+        targets.append(out.with_name(out.stem + "_uncertainty.npy"))
+    with atomic_files(*targets, what="prediction") as temps:
+        save_npy(temps[0], prediction.depth)
+        save_preview(temps[1], prediction.depth, *estimator.depth_limits)
+        if args.uncertainty:
+            save_npy(temps[2], prediction.uncertainty)
     d = prediction.depth
     print(f"{estimator.describe()}: {d.shape[1]}x{d.shape[0]} depth {d.min():.2f}..{d.max():.2f} m "
-          f"in {prediction.forward_ms:.0f} ms -> {', '.join(written)}")
+          f"in {prediction.forward_ms:.0f} ms -> {', '.join(map(str, targets))}")
     return 0
+
+
+def save_npy(path, array: np.ndarray) -> None:
+    """float32 .npy written by Python's own file I/O, so a full disk is an OSError with its
+    errno ("No space left on device"); numpy's direct writes only report a short count."""
+    buffer = io.BytesIO()
+    np.save(buffer, array.astype(np.float32))
+    Path(path).write_bytes(buffer.getbuffer())

@@ -1,4 +1,6 @@
 """Colorized depth for people: near is warm, far is cool (turbo), invalid is black."""
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -21,6 +23,10 @@ def colorize_depth(depth: np.ndarray, d_min: float = None, d_max: float = None) 
 
 
 def save_preview(path, depth: np.ndarray, d_min: float = None, d_max: float = None) -> None:
+    """PNG (or the format of path's suffix). Encoded in memory and written by Python, so a
+    full disk raises OSError with its errno (cv2.imwrite only returns False)."""
     rgb = colorize_depth(depth, d_min, d_max)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
+    ok, encoded = cv2.imencode(Path(path).suffix or ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"cannot encode a preview as {Path(path).suffix}")
+    Path(path).write_bytes(encoded.tobytes())

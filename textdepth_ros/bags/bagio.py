@@ -7,15 +7,17 @@ Writing builds messages with the rosbags typestore (no rclpy needed for make-bag
 reading hands out raw bytes, and `decode()` turns them into rclpy messages so the
 bag tools and the node share one image decoder (conversions.py).
 """
+import contextlib
 import functools
 import importlib
-import shutil
 import struct
 from pathlib import Path
 
 import numpy as np
 
+from textdepth_ros.atomic_io import StagedFolder
 from textdepth_ros.errors import UserError
+from textdepth_ros.yaml_io import one_line
 
 STORAGES = ("mcap", "sqlite3")
 # Metadata version 8 (Iron's): QoS profiles as one YAML string, as older readers expect;
@@ -130,35 +132,59 @@ def scale_intrinsics(intrinsics: dict, height: int, width: int) -> dict:
 class BagWriter:
     """`with BagWriter(path, "mcap") as bag: bag.add_topic(...); bag.write(...)`.
 
-    Writes go to a bag whose metadata.yaml is the one `ros2 bag info/play` reads."""
+    Writes go to a bag whose metadata.yaml is the one `ros2 bag info/play` reads. The
+    bag is built in a staging folder beside `path` and moved there only when complete
+    (atomic_io.StagedFolder): an error, a full disk or an interrupt leaves no partial
+    bag, and `overwrite` replaces a previous bag only once the new one is whole."""
 
     def __init__(self, path, storage: str = "mcap", version: int = DEFAULT_BAG_VERSION, overwrite: bool = False):
-        from rosbags.rosbag2 import StoragePlugin, Writer
-
         if storage not in STORAGES:
             raise UserError(f"unknown bag storage '{storage}' (one of {', '.join(STORAGES)})")
         self.path = Path(path)
-        if self.path.exists():
+        if self.path.exists() or self.path.is_symlink():
             if not overwrite:
                 raise UserError(f"{self.path} already exists (choose another path or pass --overwrite)")
-            if not (self.path / "metadata.yaml").is_file() and any(self.path.iterdir()):
+            if not self.path.is_dir() or (not (self.path / "metadata.yaml").is_file() and any(self.path.iterdir())):
                 raise UserError(f"refusing to overwrite {self.path}: it is not a bag folder")
-            shutil.rmtree(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-        self._writer = Writer(self.path, version=version, storage_plugin=plugin)
+        self.storage, self.version = storage, version
+        self._staged = self._writer = None
         self._connections = {}
         self.counts = {}
+        self.cleared = []  # staging folders of killed runs removed on the way
 
     def __enter__(self):
-        self._writer.open()
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        plugin = StoragePlugin.MCAP if self.storage == "mcap" else StoragePlugin.SQLITE3
+        try:
+            self._staged = StagedFolder(self.path)
+            self.cleared = self._staged.cleared
+            self._writer = Writer(self._staged.path, version=self.version, storage_plugin=plugin)
+            self._writer.open()
+        except BaseException as exc:
+            self._discard()
+            raise _write_error(exc, self.path) from None
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        self._writer.close()
-        if exc_type is not None:  # a half-written bag is worse than none
-            shutil.rmtree(self.path, ignore_errors=True)
-        return False
+        if exc_type is None:
+            try:
+                self._writer.close()  # writes the last chunk and metadata.yaml: a full disk can show here
+                self._staged.commit()
+                return False
+            except BaseException as error:
+                exc = error
+        with contextlib.suppress(Exception):
+            self._writer.abort()
+        self._discard()
+        converted = _write_error(exc, self.path)
+        if converted is exc and exc_type is not None:
+            return False  # let the original exception propagate unchanged
+        raise converted from None
+
+    def _discard(self):
+        if self._staged is not None:
+            self._staged.discard()
 
     def add_topic(self, topic: str, msgtype: str, transient_local: bool = False) -> None:
         self._connections[topic] = self._writer.add_connection(
@@ -172,6 +198,21 @@ class BagWriter:
     def write_raw(self, topic: str, timestamp_ns: int, raw) -> None:
         self._writer.write(self._connections[topic], int(timestamp_ns), raw)
         self.counts[topic] += 1
+
+
+def _write_error(exc: BaseException, path) -> BaseException:
+    """What a failed bag write means to a user: a full disk, a read-only folder (OSError,
+    SQLite's "database or disk is full", rosbags' WriterError) is one UserError line;
+    anything else (a bug, Ctrl-C) stays as it is."""
+    import sqlite3
+
+    from rosbags.rosbag2 import WriterError
+
+    if isinstance(exc, OSError):
+        return UserError(f"cannot write bag {path}: {exc.strerror or exc}")
+    if isinstance(exc, (sqlite3.Error, WriterError)):
+        return UserError(f"cannot write bag {path}: {' '.join(str(exc).split())}")
+    return exc
 
 
 # ------------------------------------------------------------------------ reading
@@ -190,8 +231,8 @@ def open_reader(path):
     try:
         reader = Reader(path)
         reader.open()
-    except Exception as exc:  # noqa: BLE001 - rosbags raises several types for bad bags
-        raise UserError(f"cannot open bag {path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - rosbags raises several types for bad bags (deep or bad YAML too)
+        raise UserError(f"cannot open bag {path}: {one_line(exc)}") from None
     return reader
 
 

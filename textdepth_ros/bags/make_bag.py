@@ -17,12 +17,20 @@ folders of RGB and depth PNGs paired in sorted order.
 
   textdepth make-dataset --out data/synth
   textdepth make-bag --root data/synth --list data/synth/test.txt --out bags/synth
+
+The bag appears at --out only when complete: it is written into a hidden staging folder
+beside it (.NAME.partial-*) and renamed. An error, a full disk, Ctrl-C or SIGTERM
+removes the staging folder; one left by a SIGKILL is removed by the next make-bag to the
+same --out. --overwrite replaces a bag folder (never a folder that is not a bag), and
+only once the new bag is whole.
 """
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from textdepth_ros.atomic_io import terminate_as_interrupt
 from textdepth_ros.errors import UserError
 from textdepth_ros.bags import bagio
 
@@ -147,7 +155,10 @@ def run(args) -> int:
         raise UserError(f"--jpeg-quality must be 1..100, got {args.jpeg_quality}")
     image_topic, image_type = _stream_topic(args.image_topic, args.image_format != "raw", "color")
     depth_topic, depth_type = _stream_topic(args.depth_topic, args.depth_format != "raw", "depth")
-    with bagio.BagWriter(args.out, args.storage, args.bag_version, args.overwrite) as bag:
+    # SIGTERM unwinds like Ctrl-C, so the staging folder is removed (BagWriter).
+    with terminate_as_interrupt(), bagio.BagWriter(args.out, args.storage, args.bag_version, args.overwrite) as bag:
+        for folder in bag.cleared:
+            print(f"removed {folder}, left by a make-bag that was killed", file=sys.stderr)
         bag.add_topic(image_topic, image_type)
         bag.add_topic(args.camera_info_topic, bagio.CAMERA_INFO_TYPE)
         bag.add_topic(depth_topic, depth_type)

@@ -9,7 +9,13 @@ import torch
 from torch import nn
 
 from textdepth_ros.errors import WeightsUnavailableError
-from textdepth_ros.model.weights_io import hub_reachable, read_state_dict, resolve_weights_path, unwrap_state_dict
+from textdepth_ros.model.weights_io import (
+    check_tensors,
+    hub_reachable,
+    read_state_dict,
+    resolve_weights_path,
+    unwrap_state_dict,
+)
 
 
 class SwinBackbone(nn.Module):
@@ -43,6 +49,8 @@ class SwinBackbone(nn.Module):
         state = unwrap_state_dict(read_state_dict(file, "Swin backbone"))
         state = timm.models.swin_transformer.checkpoint_filter_fn(state, self.swin)
         state = {k: v for k, v in state.items() if not k.startswith(("head.", "norm."))}
+        own = self.swin.state_dict()
+        check_tensors({k: v for k, v in state.items() if k in own}, f"Swin backbone file {file}", own)
         result = self.swin.load_state_dict(state, strict=False)
         if len(result.missing_keys) > len(state) // 2 or not state:
             raise WeightsUnavailableError(
@@ -55,7 +63,7 @@ class SwinBackbone(nn.Module):
         """timm's own download (needs a reachable hub)."""
         if not hub_reachable():
             raise WeightsUnavailableError(
-                f"cannot download {timm_name}: no model hub reachable; download its checkpoint elsewhere "
+                f"cannot download {timm_name}: no model hub reachable (or HF_HUB_OFFLINE is set); download its checkpoint elsewhere "
                 "and set backbone.pretrained to the file"
             )
         try:

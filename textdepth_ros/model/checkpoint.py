@@ -2,13 +2,14 @@
 checkpoint alone rebuilds its model. Loading into another architecture says exactly
 which weights differ."""
 import json
-import os
 from pathlib import Path
 
 import torch
 
-from textdepth_ros.errors import CheckpointError
-from textdepth_ros.model.config import load_model_config, variant_name
+from textdepth_ros.atomic_io import atomic_files
+from textdepth_ros.errors import CheckpointError, UserError
+from textdepth_ros.model.config import config_from_checkpoint, variant_name
+from textdepth_ros.model.weights_io import check_tensors
 
 FORMAT = "textdepth_ros/1"
 
@@ -18,17 +19,46 @@ def save_checkpoint(path, model, extra: dict = None) -> Path:
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT, "config": json.dumps(model.config), "extra": json.dumps(extra or {})}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint
+    with atomic_files(path, what="checkpoint") as (tmp,):  # a crash mid-write never leaves a truncated checkpoint
+        save_file(state, str(tmp), metadata=metadata)
     return path
 
 
 def read_checkpoint(path):
-    """(state_dict, config, extra) of a checkpoint file, with clear errors."""
+    """(state_dict, config, extra) of a checkpoint file, with clear errors. The config is
+    validated before any tensor is read, the tensors are checked (dtype, NaN/inf)."""
+    config, extra = read_checkpoint_config(path)
+    return read_checkpoint_tensors(path), config, extra
+
+
+def read_checkpoint_config(path):
+    """(config, extra) from a checkpoint's header alone, the config validated."""
+    metadata = _open(path, lambda f: f.metadata() or {})
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise CheckpointError(f"{path} is a safetensors file but not a textdepth_ros checkpoint (no model config inside)")
+    raw = _parse_json(metadata["config"], f"checkpoint {path}: its model config")
+    try:
+        config = config_from_checkpoint(raw, f"checkpoint {path}: its model config")
+    except UserError as exc:
+        raise CheckpointError(str(exc)) from None
+    extra = _parse_json(metadata.get("extra", "{}"), f"checkpoint {path}: its 'extra' metadata")
+    return config, extra
+
+
+def read_checkpoint_tensors(path) -> dict:
+    """All tensors of a checkpoint, checked: float32/16/bf16 and finite (check_tensors)."""
+    state = _read_tensors(path)
+    check_tensors(state, f"checkpoint {path}")
+    return state
+
+
+def _read_tensors(path) -> dict:
+    return _open(path, lambda f: {k: f.get_tensor(k) for k in f.keys()})
+
+
+def _open(path, read):
     from safetensors import safe_open
 
     path = Path(path)
@@ -36,19 +66,20 @@ def read_checkpoint(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
+            return read(f)
     except Exception as exc:  # noqa: BLE001 - any reader error means a bad file
         hint = " (textdepth checkpoints are .safetensors files)" if path.suffix != ".safetensors" else ""
         raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}{hint}") from None
-    if metadata.get("format") != FORMAT or "config" not in metadata:
-        raise CheckpointError(f"{path} is a safetensors file but not a textdepth_ros checkpoint (no model config inside)")
+
+
+def _parse_json(text: str, what: str):
+    """JSON from a file someone sent: bad syntax or absurd nesting is one error line."""
     try:
-        config = load_model_config(json.loads(metadata["config"]))
-        extra = json.loads(metadata.get("extra", "{}"))
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {path} has an unreadable config: {exc}") from None
-    return state, config, extra
+        return json.loads(text)
+    except ValueError as exc:
+        raise CheckpointError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise CheckpointError(f"{what} is nested too deeply to be a config") from None
 
 
 def describe_mismatch(expected: dict, found: dict, limit: int = 3) -> str:
@@ -77,15 +108,17 @@ def load_checkpoint(path, model=None, device="cpu"):
     Returns (model, extra). A model of another architecture gets a CheckpointError."""
     from textdepth_ros.model.network import build_model
 
-    state, config, extra = read_checkpoint(path)
+    config, extra = read_checkpoint_config(path)
     if model is None:
         model = build_model(config, pretrained=False)
     expected = model.state_dict()
+    state = _read_tensors(path)
     problem = describe_mismatch(expected, state)
     if problem:
         raise CheckpointError(
             f"checkpoint {path} ({config.get('name', '?')}, variant {variant_name(config)}) does not fit this model "
             f"({model.config.get('name', '?')}, variant {model.variant}): {problem}"
         )
+    check_tensors(state, f"checkpoint {path}", expected)
     model.load_state_dict(state, strict=True)
     return model.to(torch.device(device)), extra

@@ -6,8 +6,8 @@ a checkpoint alone rebuilds its model. Table 3's ablation variants are switches.
 import copy
 from pathlib import Path
 
-
 from textdepth_ros.errors import UserError
+from textdepth_ros.model.config_schema import OPENAI_CLIP_VOCAB, apply_schema
 from textdepth_ros.paths import config_dir
 from textdepth_ros.yaml_io import read_yaml_mapping
 
@@ -17,12 +17,6 @@ VARIANTS = {
     "trca": {"trca": True, "tbcp": False},
     "tbcp": {"trca": False, "tbcp": True},
     "full": {"trca": True, "tbcp": True},  # the paper's model
-}
-
-REQUIRED = {
-    "backbone": ["timm_name", "img_size"],
-    "decoder": ["pqi_channels", "pool_scales", "sam_dims", "sam_heads", "window_size"],
-    "bins": ["n_bins", "mlp_hidden", "dataset_min", "dataset_max", "fixed_min"],
 }
 
 
@@ -44,14 +38,30 @@ def resolve_config_path(name_or_path) -> Path:
 
 
 def load_model_config(name_or_path, variant: str = None) -> dict:
-    """Read and validate a model config; `variant` overrides its trca/tbcp switches."""
+    """Read and validate a model config (a name, a YAML path or a dict given in code);
+    `variant` overrides its trca/tbcp switches."""
     if isinstance(name_or_path, dict):
-        cfg = copy.deepcopy(name_or_path)
+        cfg, where = copy.deepcopy(name_or_path), "model config"
     else:
-        cfg = read_yaml_mapping(resolve_config_path(name_or_path), "model config")
+        path = resolve_config_path(name_or_path)
+        cfg, where = read_yaml_mapping(path, "model config"), f"model config {path}"
     if variant is not None:
         cfg = with_variant(cfg, variant)
-    validate(cfg)
+    validate(cfg, where)
+    return cfg
+
+
+def config_from_checkpoint(cfg, where: str) -> dict:
+    """The config stored in a checkpoint, validated like a user's YAML before anything is
+    built. Its pretrained sources are dropped: the checkpoint holds the weights, and a
+    file someone sent must not start downloads."""
+    if not isinstance(cfg, dict):
+        raise UserError(f"{where}: the model config is a {type(cfg).__name__}, not a mapping")
+    cfg = copy.deepcopy(cfg)
+    validate(cfg, where)
+    cfg["backbone"]["pretrained"] = None
+    if cfg.get("text_encoder"):
+        cfg["text_encoder"]["pretrained"] = None
     return cfg
 
 
@@ -75,27 +85,53 @@ def uses_text(cfg: dict) -> bool:
     return bool(cfg.get("trca")) or bool(cfg.get("tbcp"))
 
 
-def validate(cfg: dict) -> None:
-    cfg.setdefault("trca", True)
-    cfg.setdefault("tbcp", True)
-    cfg.setdefault("text_range", True)
-    for section, keys in REQUIRED.items():
-        if not isinstance(cfg.get(section), dict):
-            raise UserError(f"model config lacks section '{section}'")
-        missing = [k for k in keys if k not in cfg[section]]
-        if missing:
-            raise UserError(f"model config section '{section}' lacks {', '.join(missing)}")
-    if uses_text(cfg) and not isinstance(cfg.get("text_encoder"), dict):
-        raise UserError("model config needs a 'text_encoder' section when trca or tbcp is on")
+def validate(cfg: dict, where: str = "model config") -> None:
+    """Types, ranges and known keys (config_schema.py), then the rules between keys. Runs
+    before anything is allocated; the first problem is one UserError naming `where`."""
+    try:
+        apply_schema(cfg)
+        _check_text_encoder(cfg)
+        _check_decoder_and_bins(cfg)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def _check_text_encoder(cfg: dict) -> None:
+    if not uses_text(cfg):
+        return
+    te = cfg.get("text_encoder")
+    if not te:
+        raise UserError("a 'text_encoder' section is needed when trca or tbcp is on")
+    tower = dict(te.get("text_cfg") or {})
+    if te.get("clip_model"):
+        tower = dict(open_clip_text_cfg(te["clip_model"]), **tower)
+    else:
+        missing = [k for k in ("context_length", "vocab_size", "width", "heads", "layers") if k not in tower]
+        if missing or "embed_dim" not in te:
+            lacking = [f"text_cfg.{k}" for k in missing] + ([] if "embed_dim" in te else ["embed_dim"])
+            raise UserError(f"text_encoder without clip_model needs {', '.join(lacking)}")
+    if tower["width"] % tower["heads"]:
+        raise UserError(f"text_encoder width {tower['width']} is not divisible by its heads ({tower['heads']})")
+    if tower.get("vocab_size", OPENAI_CLIP_VOCAB) < OPENAI_CLIP_VOCAB:
+        raise UserError(f"text_encoder vocab_size {tower['vocab_size']} is below the tokenizer's {OPENAI_CLIP_VOCAB}")
+    tokens = open_clip_text_cfg(te["tokenizer"]).get("context_length", 77)
+    if tower.get("context_length", 77) < tokens:
+        raise UserError(f"text_encoder context_length {tower['context_length']} is shorter than the "
+                        f"{tokens} tokens the '{te['tokenizer']}' tokenizer gives")
+
+
+def _check_decoder_and_bins(cfg: dict) -> None:
     dec, bins = cfg["decoder"], cfg["bins"]
-    if min(cfg["backbone"]["img_size"]) < 224:
-        # timm shrinks Swin's attention windows when 1/32 of img_size is under the window
-        # size, which changes the architecture; inputs of any size still work at run time.
-        raise UserError("backbone.img_size must be at least 224 on each side (it sets Swin's windows, not the input size)")
-    if len(dec["sam_dims"]) != 4 or len(dec["sam_heads"]) != 4:
-        raise UserError("decoder.sam_dims and decoder.sam_heads need 4 entries (1/4 .. 1/32)")
     for dim, heads in zip(dec["sam_dims"], dec["sam_heads"]):
         if dim % heads or dim % 4:
             raise UserError(f"SAM width {dim} must be divisible by its heads ({heads}) and by 4 (PixelShuffle)")
-    if not 0 < bins["dataset_min"] < bins["fixed_min"] < bins["dataset_max"]:
+    if not bins["dataset_min"] < bins["fixed_min"] < bins["dataset_max"]:
         raise UserError("bins need 0 < dataset_min < fixed_min < dataset_max")
+
+
+def open_clip_text_cfg(name: str) -> dict:
+    """The text_cfg of an open_clip model config that config_schema already checked is
+    built in (so this never reaches a hub)."""
+    import open_clip
+
+    return open_clip.get_model_config(name).get("text_cfg", {})

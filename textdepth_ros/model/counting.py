@@ -4,13 +4,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from textdepth_ros.model.config import load_model_config, variant_name
-from textdepth_ros.model.network import PARTS, TextDepthNet
-
-
-def build_on_meta(config) -> TextDepthNet:
-    cfg = load_model_config(config)
-    with torch.device("meta"):
-        return TextDepthNet(cfg).eval()
+from textdepth_ros.model.network import PARTS, TextDepthNet, build_on_meta
 
 
 def count_parameters(model: TextDepthNet) -> dict:
@@ -45,7 +39,7 @@ def count_flops(model: TextDepthNet, height: int = 480, width: int = 640) -> dic
 
 
 def model_report(config, height: int = 480, width: int = 640) -> dict:
-    model = build_on_meta(config)
+    model = build_on_meta(load_model_config(config))
     return {
         "config": model.config.get("name", "?"),
         "variant": variant_name(model.config),

@@ -119,10 +119,33 @@ class TextDepthNet(nn.Module):
         return report
 
 
+# A config can ask for any size within config_schema's per-key bounds; their product can
+# still be huge. 5x the paper model (400 M), 8 GB of float32 weights.
+MAX_PARAMETERS = 2_000_000_000
+
+
+def build_on_meta(cfg: dict) -> TextDepthNet:
+    """The model with shapes only (PyTorch's meta device): nothing is allocated."""
+    with torch.device("meta"):
+        return TextDepthNet(cfg).eval()
+
+
+def check_model_size(cfg: dict) -> int:
+    """Parameters the config describes, counted on the meta device; too many is a UserError
+    before a byte is allocated."""
+    count = sum(p.numel() for p in build_on_meta(cfg).parameters())
+    if count > MAX_PARAMETERS:
+        raise UserError(f"model config '{cfg.get('name', '?')}' describes {count / 1e6:,.0f} M parameters, "
+                        f"over the limit of {MAX_PARAMETERS / 1e6:,.0f} M (the paper model has 400 M)")
+    return count
+
+
 def build_model(config, variant: str = None, pretrained: bool = True) -> TextDepthNet:
-    """A model from a config name/path/dict. `pretrained` loads the Swin and CLIP weights
-    the config names (skip it when a checkpoint will overwrite them anyway)."""
+    """A model from a config name/path/dict, validated and size-checked before anything is
+    allocated. `pretrained` loads the Swin and CLIP weights the config names (skip it when
+    a checkpoint will overwrite them anyway)."""
     cfg = load_model_config(config, variant)
+    check_model_size(cfg)
     model = TextDepthNet(cfg)
     if pretrained:
         model.load_pretrained()

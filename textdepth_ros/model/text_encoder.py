@@ -17,6 +17,7 @@ from torch import nn
 from textdepth_ros.errors import CheckpointError, WeightsUnavailableError
 from textdepth_ros.model.weights_io import (
     cached_hub_file,
+    check_tensors,
     hub_reachable,
     read_state_dict,
     resolve_weights_path,
@@ -113,6 +114,7 @@ class ClipTextEncoder(nn.Module):
                 f"{path}: text tower shapes differ from the config for {wrong[:3]} "
                 f"(e.g. file {tuple(picked[wrong[0]].shape)} vs model {tuple(own[wrong[0]].shape)})"
             )
+        check_tensors(picked, f"CLIP text encoder file {path}", own)
         result = self.tower.load_state_dict(picked, strict=False)
         missing = [k for k in result.missing_keys if k != "attn_mask"]
         if missing:
@@ -133,7 +135,7 @@ class ClipTextEncoder(nn.Module):
         hint = (f"Offline: download {CLIP_HUB_FILES[0]} of {repo_id or clip_model} elsewhere, put it in "
                 "model/, and set text_encoder.pretrained to its path")
         if not hub_reachable():
-            raise WeightsUnavailableError(f"cannot download CLIP {clip_model} '{source}' weights: no model hub reachable. {hint}")
+            raise WeightsUnavailableError(f"cannot download CLIP {clip_model} '{source}' weights: no model hub reachable (or HF_HUB_OFFLINE is set). {hint}")
         try:
             return open_clip.download_pretrained(pretrained_cfg)
         except Exception as exc:  # noqa: BLE001 - a failed download fails in many ways

@@ -41,6 +41,33 @@ def read_state_dict(path: Path, what: str = "weights") -> dict:
     return state
 
 
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # what training and release files hold
+
+
+def check_tensors(state: dict, source: str, expected: dict = None) -> None:
+    """Refuse weights a model should never run with, naming the first bad tensor: a dtype
+    outside float32/float16/bfloat16 (or, given the model's `expected` state dict, of
+    another family than the model's tensor: int8 for a float weight), or NaN/inf values
+    (a diverged run: the network would publish NaN depth with nothing to say so)."""
+    for name, tensor in state.items():
+        want = expected[name].dtype if expected is not None and name in expected else None
+        if tensor.is_floating_point():
+            if tensor.dtype not in FLOAT_DTYPES or (want is not None and not want.is_floating_point):
+                raise CheckpointError(f"{source}: tensor '{name}' is {_dtype_name(tensor.dtype)}, expected "
+                                      f"{_dtype_name(want) if want is not None else 'float32, float16 or bfloat16'}")
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise CheckpointError(f"{source}: tensor '{name}' holds {bad} NaN/inf values (of {tensor.numel()}): "
+                                      "the weights are corrupt (a diverged or broken training run?)")
+        elif tensor.dtype != torch.int64 or (want is not None and want != torch.int64):  # counters (BatchNorm)
+            raise CheckpointError(f"{source}: tensor '{name}' is {_dtype_name(tensor.dtype)}, expected "
+                                  f"{_dtype_name(want) if want is not None else 'float32, float16 or bfloat16'}")
+
+
+def _dtype_name(dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
 def unwrap_state_dict(state: dict) -> dict:
     """Training checkpoints nest their weights under 'model' or 'state_dict'."""
     for key in ("model", "state_dict", "module"):
@@ -50,10 +77,14 @@ def unwrap_state_dict(state: dict) -> dict:
 
 
 def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
-    """A quick connect test, so an offline machine gets a clear error at once instead of
-    minutes of download retries."""
+    """Whether a download may start: not when HF_HUB_OFFLINE says no, nor when a quick
+    connect test fails (an offline machine gets a clear error at once instead of minutes
+    of download retries)."""
+    import os
     import socket
 
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
     try:
         with socket.create_connection((host, 443), timeout=timeout):
             return True
