@@ -58,6 +58,10 @@ def serve_one_frame(namespace: str, remaps: dict) -> dict:
         client.wait_connected()
         client.wait_reliable_image_subscription()
         client.send_text("a loading dock with pallets")
+        # Two frames, as a camera streams: the first may be served before its camera_info
+        # (separate topics, no order between them); the second has the info of the first.
+        first = client.send_frame(sample_image(H, W), 41_000_000_000, info=camera_info(H, W))
+        client.wait_depth(first, timeout=90)
         key = client.send_frame(sample_image(H, W), 42_000_000_000, info=camera_info(H, W))
         out = client.wait_depth(key, timeout=90, topics=tuple(OUTPUTS))
         topics = {name for name, _ in client.node.get_topic_names_and_types()}
@@ -209,4 +213,26 @@ def test_managed_node_under_ros2_lifecycle_set(ros2_install, tmp_path):
     # alone are ~150 MB of float32, and cleanup must give them back
     assert rss_configured - rss_unconfigured > 150
     assert rss_cleaned < rss_configured - 75  # measured: 116 MB less (without malloc_trim: 94 MB more)
+    assert_clean_exit(proc, code)
+
+
+def test_a_second_ctrl_c_during_teardown_is_ignored(tmp_path):
+    """What the launch tests caught: Ctrl-C in a terminal reaches a launched node twice
+    (the process group's SIGINT, then the one `ros2 launch` forwards); the second landed
+    inside destroy_node as a KeyboardInterrupt traceback, exit -2. No ROS tools needed."""
+    import os
+    import signal
+    import time
+
+    from ros_helpers import SMALL_PARAMS, NodeProcess as DepthNodeProcess
+
+    proc = DepthNodeProcess(SMALL_PARAMS, log_path=tmp_path / "node.log")
+    try:
+        proc.wait_ready()
+        os.kill(proc.pid, signal.SIGINT)
+        time.sleep(0.05)  # the teardown (worker join, destroy) takes longer than this
+        os.kill(proc.pid, signal.SIGINT)
+        code = proc.proc.wait(30)
+    finally:
+        proc.kill()
     assert_clean_exit(proc, code)
