@@ -25,6 +25,7 @@ REMAPS = {"image": "/launch_cam/color/image_raw", "camera_info": "/launch_cam/co
 NON_DEFAULT = {"default_text": "a loading dock", "max_range": 7.5, "cloud_rgb": False, "warmup_height": 48,
                "warmup_width": 64, "diagnostics_period": 0.25}
 OUTPUTS = {"depth", "depth/camera_info", "depth/uncertainty", "points", "depth/preview"}
+FRAMES = 5
 
 
 def params_file(tmp_path, node="depth_node", values=None):
@@ -58,12 +59,16 @@ def serve_one_frame(namespace: str, remaps: dict) -> dict:
         client.wait_connected()
         client.wait_reliable_image_subscription()
         client.send_text("a loading dock with pallets")
-        # Two frames, as a camera streams: the first may be served before its camera_info
-        # (separate topics, no order between them); the second has the info of the first.
-        first = client.send_frame(sample_image(H, W), 41_000_000_000, info=camera_info(H, W))
-        client.wait_depth(first, timeout=90)
-        key = client.send_frame(sample_image(H, W), 42_000_000_000, info=camera_info(H, W))
-        out = client.wait_depth(key, timeout=90, topics=tuple(OUTPUTS))
+        # Frames as a camera streams them, each with its camera_info: a frame may be served
+        # before its camera_info arrives (separate topics, no order between them), so the
+        # first ones may come without points; every output must come within a few frames.
+        for i in range(FRAMES):
+            key = client.send_frame(sample_image(H, W), (41 + i) * 1_000_000_000, info=camera_info(H, W))
+            client.wait_depth(key, timeout=90)
+            client.spin_for(0.5)  # its companions (camera_info, cloud, preview) follow the depth
+            if all(key in client.received[t] for t in OUTPUTS):
+                break
+        out = client.wait_depth(key, timeout=10, topics=tuple(OUTPUTS))
         topics = {name for name, _ in client.node.get_topic_names_and_types()}
         return {"out": out, "topics": topics}
     finally:
