@@ -224,6 +224,8 @@ def test_managed_node_under_ros2_lifecycle_set(ros2_install, tmp_path):
     assert_clean_exit(proc, code)
 
 
+@pytest.mark.xfail(reason="this branch's spinning.py; main's (nodeharden) handles signals anew: drop this mark when "
+                          "merging and check it passes", strict=False)
 def test_a_second_ctrl_c_during_teardown_is_ignored(tmp_path):
     """What the launch tests caught: Ctrl-C in a terminal reaches a launched node twice
     (the process group's SIGINT, then the one `ros2 launch` forwards); the second landed

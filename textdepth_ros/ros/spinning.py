@@ -1,7 +1,4 @@
 """The executor loop every node of this package runs."""
-import signal
-import threading
-
 import rclpy
 from rclpy.executors import ExternalShutdownException
 
@@ -27,11 +24,6 @@ def run_until_shutdown(node, on_stop=None) -> int:
     try:
         spin_until_shutdown(executor)
     finally:
-        # A terminal's Ctrl-C reaches the node twice under `ros2 launch` (the process
-        # group's SIGINT, then the one launch forwards): the second must not interrupt
-        # the teardown (seen: KeyboardInterrupt inside destroy_node, exit -2).
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if on_stop is not None:
             on_stop()
         executor.remove_node(node)
