@@ -28,6 +28,7 @@ setup(
         "console_scripts": [
             "textdepth = textdepth_ros.cli:entry",
             "depth_node = textdepth_ros.ros.depth_node:main",
+            "managed_depth_node = textdepth_ros.ros.lifecycle_node:main",
             "evaluator_node = textdepth_ros.bags.evaluator_node:main",
         ],
     },

@@ -5,15 +5,18 @@
         checkpoint:=/path/to/model.safetensors device:=cuda fp16:=true
 
 Outputs (`depth`, `depth/camera_info`, `depth/uncertainty`, `points`, `depth/preview`)
-appear under the namespace (default /textdepth).
+appear under the namespace (default /textdepth). `managed:=true` starts the lifecycle
+variant instead, which waits for `configure` and `activate` (a lifecycle manager, or
+`ros2 lifecycle set /textdepth/depth_node configure`).
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 PACKAGE = "textdepth_ros"
@@ -30,11 +33,13 @@ def generate_launch_description():
         DeclareLaunchArgument("model_config", default_value="tiny", description="tiny, paper, or a model YAML path"),
         DeclareLaunchArgument("checkpoint", default_value="", description="trained checkpoint (empty: untrained weights)"),
         DeclareLaunchArgument("device", default_value="auto", description="auto, cpu, cuda or cuda:N"),
-        DeclareLaunchArgument("fp16", default_value="false", description="half precision on CUDA"),
+        DeclareLaunchArgument("fp16", default_value="false",
+                              description="half-precision autocast: fp16 on CUDA, bf16 on CPU"),
+        DeclareLaunchArgument("managed", default_value="false",
+                              description="lifecycle node: loads the model on configure, serves on activate"),
     ]
-    node = Node(
+    common = dict(
         package=PACKAGE,
-        executable="depth_node",
         name="depth_node",
         namespace=LaunchConfiguration("namespace"),
         output="screen",
@@ -54,4 +59,7 @@ def generate_launch_description():
             ("text", LaunchConfiguration("text")),
         ],
     )
-    return LaunchDescription(arguments + [node])
+    managed = LaunchConfiguration("managed")
+    plain = Node(executable="depth_node", condition=UnlessCondition(managed), **common)
+    lifecycle = LifecycleNode(executable="managed_depth_node", condition=IfCondition(managed), **common)
+    return LaunchDescription(arguments + [plain, lifecycle])

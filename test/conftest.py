@@ -26,3 +26,15 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_config_path() -> Path:
     return REPO / "config" / "model" / "tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def ros2_install(tmp_path_factory) -> Path:
+    """The package built with colcon into a temporary workspace (once per session), with
+    ROS 2's launch and CLI tools installed; skips where their wheels are absent."""
+    from ros2_workspace import build, install_tools, wheels_dir
+
+    if not wheels_dir().is_dir():
+        pytest.skip(f"ROS 2 launch/CLI wheels not found at {wheels_dir()} (set TEXTDEPTH_ROS2_WHEELS to their folder)")
+    install_tools()
+    return build(tmp_path_factory.mktemp("colcon_ws"))

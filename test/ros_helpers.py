@@ -117,15 +117,17 @@ class Client:
     OUTPUTS = {"depth": Image, "depth/camera_info": CameraInfo, "depth/uncertainty": Image,
                "points": PointCloud2, "depth/preview": Image}
 
-    def __init__(self, name="textdepth_test_client", namespace="", outputs=None, inputs=None):
+    def __init__(self, name="textdepth_test_client", namespace="", outputs=None, inputs=None, image_qos=None):
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(name, namespace=namespace, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         inputs = dict({"image": "image", "camera_info": "camera_info", "text": "text"}, **(inputs or {}))
-        self.pub_image = self.node.create_publisher(Image, inputs["image"], qos_profile_sensor_data)
-        self.pub_info = self.node.create_publisher(CameraInfo, inputs["camera_info"], qos_profile_sensor_data)
+        # Best effort by default (small test images); `image_qos` (reliable, as drivers publish)
+        # for camera-sized ones applies to camera_info too.
+        self.pub_image = self.node.create_publisher(Image, inputs["image"], image_qos or qos_profile_sensor_data)
+        self.pub_info = self.node.create_publisher(CameraInfo, inputs["camera_info"], image_qos or qos_profile_sensor_data)
         self.pub_text = self.node.create_publisher(String, inputs["text"], text_qos())
         self.received = {topic: {} for topic in (outputs or self.OUTPUTS)}
         self.arrivals = []  # (monotonic time, stamp key) of depth messages
@@ -160,6 +162,18 @@ class Client:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             self.executor.spin_once(timeout_sec=0.05)
+
+    def wait_reliable_image_subscription(self, timeout: float = 30.0) -> None:
+        """Until the node's image and camera_info subscriptions have followed our reliable publishers."""
+        from rclpy.qos import ReliabilityPolicy
+
+        def followed(pub):
+            return pub.get_subscription_count() > 0 and all(
+                s.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+                for s in self.node.get_subscriptions_info_by_topic(pub.topic_name))
+
+        self.spin_until(lambda: followed(self.pub_image) and followed(self.pub_info), timeout,
+                        "reliable image and camera_info subscriptions")
 
     def wait_connected(self, node_proc=None, timeout: float = 60.0) -> None:
         """Until the node's subscriptions and our subscriptions have matched."""

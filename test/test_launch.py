@@ -1,4 +1,4 @@
-"""launch/depth.launch.py, checked without launch_ros (not installable here): it parses,
+"""launch/depth.launch.py, checked statically (test_ros2_launch.py runs it for real): it parses,
 declares the documented arguments, starts an executable setup.py really installs with
 a YAML that really ships, remaps the node's real input names; and the plain executable
 started the way the launch file would start it (same YAML, namespace, remaps) works."""
@@ -15,7 +15,7 @@ from textdepth_ros.ros.depth_node import NODE_NAME, PARAMETERS
 LAUNCH = REPO / "launch" / "depth.launch.py"
 YAML = REPO / "config" / "depth.yaml"
 EXPECTED_ARGUMENTS = {"namespace", "image", "camera_info", "text", "params_file",
-                      "model_config", "checkpoint", "device", "fp16"}
+                      "model_config", "checkpoint", "device", "fp16", "managed"}
 
 
 def calls(tree, name):
@@ -39,14 +39,22 @@ def test_launch_file_declares_the_documented_arguments(tree):
     assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
 
 
+def node_settings(tree):
+    """The keyword arguments both node actions share (`common = dict(...)`)."""
+    (common,) = calls(tree, "dict")
+    return common
+
+
 def test_launch_node_names_an_installed_executable_and_shipped_files(tree):
-    (node,) = calls(tree, "Node")
-    assert keyword(node, "executable").value == "depth_node"
+    executables = {keyword(c, "executable").value for name in ("Node", "LifecycleNode") for c in calls(tree, name)}
+    assert executables == {"depth_node", "managed_depth_node"}
+    node = node_settings(tree)
     assert keyword(node, "name").value == NODE_NAME
     setup = ast.parse((REPO / "setup.py").read_text())
-    scripts = [s.value for s in ast.walk(setup) if isinstance(s, ast.Constant) and isinstance(s.value, str)
-               and s.value.startswith("depth_node =")]
-    assert scripts == ["depth_node = textdepth_ros.ros.depth_node:main"]
+    scripts = {s.value for s in ast.walk(setup) if isinstance(s, ast.Constant) and isinstance(s.value, str)
+               and s.value.split(" =")[0] in executables}
+    assert scripts == {"depth_node = textdepth_ros.ros.depth_node:main",
+                       "managed_depth_node = textdepth_ros.ros.lifecycle_node:main"}
     # The YAML path is joined from the share directory: config/depth.yaml, installed by setup.py.
     (join,) = [c for c in ast.walk(tree) if isinstance(c, ast.Call) and getattr(c.func, "attr", None) == "join"]
     relative = "/".join(a.value for a in join.args[1:])
@@ -57,7 +65,7 @@ def test_launch_node_names_an_installed_executable_and_shipped_files(tree):
 
 
 def test_yaml_sets_every_node_parameter_and_nothing_else():
-    params = yaml.safe_load(YAML.read_text())[NODE_NAME]["ros__parameters"]
+    params = yaml.safe_load(YAML.read_text())["/**/" + NODE_NAME]["ros__parameters"]
     assert set(params) == set(PARAMETERS)
     for name, value in params.items():
         default = PARAMETERS[name].default
@@ -65,7 +73,7 @@ def test_yaml_sets_every_node_parameter_and_nothing_else():
 
 
 def test_launch_overrides_are_node_parameters(tree):
-    (node,) = calls(tree, "Node")
+    node = node_settings(tree)
     overrides = [d for d in keyword(node, "parameters").elts if isinstance(d, ast.Dict)]
     assert {k.value for k in overrides[0].keys} <= set(PARAMETERS)
 

@@ -41,8 +41,9 @@ def describe_limit(max_pixels: int) -> str:
 
 
 def header_size(path) -> tuple:
-    """(height, width) an image file claims, read from its header without decoding the
-    pixels; None for a format Pillow does not know (OpenCV reads more formats)."""
+    """(height, width) an image file (a path or a binary file object) claims, read from its
+    header without decoding the pixels; None for a format Pillow does not know (OpenCV
+    reads more formats)."""
     from PIL import Image, UnidentifiedImageError
 
     limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # we judge the size ourselves

@@ -26,6 +26,7 @@ from textdepth_ros.metrics import format_table
 from textdepth_ros.bags import bagio
 from textdepth_ros.bags.scoring import GT_ENCODINGS, add_bag_ground_truth, make_scorer, write_results
 
+PARAMS_NAMESPACE = "/textdepth"  # launch/depth.launch.py's default namespace
 
 
 def add_arguments(parser) -> None:
@@ -51,6 +52,9 @@ def add_arguments(parser) -> None:
 
     model = parser.add_argument_group("model (defaults from --params-file, the launch file's YAML)")
     model.add_argument("--params-file", help="node parameters YAML (default: config/depth.yaml of the package)")
+    model.add_argument("--params-namespace", default=PARAMS_NAMESPACE,
+                       help="read --params-file for depth_node in this namespace, as ROS would (default %(default)s, "
+                            "the launch file's): a key '/**/depth_node', '/**' or '/textdepth/depth_node' applies")
     model.add_argument("--model-config", help="model config name or YAML (overrides the params file)")
     model.add_argument("--checkpoint", help="trained checkpoint (overrides the params file)")
     model.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides the params file)")
@@ -74,6 +78,8 @@ class BagPlan:
     path: str
     image_topic: str
     depth_topic: str
+    image_type: str  # Image, or CompressedImage (jpeg/png; the node runs with transport compressed)
+    depth_type: str  # Image, or CompressedImage (compressedDepth)
     text_topic: "str | None"  # None: fixed --text
     camera_info_topic: "str | None"  # None: not in the bag
     image_stamps: list = field(default_factory=list)
@@ -90,8 +96,10 @@ def inspect_bag(args) -> BagPlan:
         table = bagio.topic_table(reader)
         if not table or sum(n for _, n in table.values()) == 0:
             raise UserError(f"the bag {args.bag} is empty")
-        bagio.require_topic(table, args.image_topic, bagio.IMAGE_TYPE, "colour image", "--image-topic")
-        bagio.require_topic(table, args.depth_topic, bagio.IMAGE_TYPE, "ground-truth depth", "--depth-topic")
+        image_topic, image_type = bagio.resolve_image_topic(table, args.image_topic, "color", "colour image",
+                                                            "--image-topic")
+        depth_topic, depth_type = bagio.resolve_image_topic(table, args.depth_topic, "depth", "ground-truth depth",
+                                                            "--depth-topic")
         text_topic = None
         if not args.text:
             if args.text_topic not in table:
@@ -100,33 +108,29 @@ def inspect_bag(args) -> BagPlan:
             bagio.require_topic(table, args.text_topic, bagio.STRING_TYPE, "scene text", "--text-topic")
             text_topic = args.text_topic
         info = args.camera_info_topic if table.get(args.camera_info_topic, ("",))[0] == bagio.CAMERA_INFO_TYPE else None
-        plan = BagPlan(str(args.bag), args.image_topic, args.depth_topic, text_topic, info)
+        plan = BagPlan(str(args.bag), image_topic, depth_topic, image_type, depth_type, text_topic, info)
         gt_stamps = set()
-        for topic, _, raw in bagio.iter_raw(reader, [args.image_topic, args.depth_topic]):
+        for topic, _, raw in bagio.iter_raw(reader, [image_topic, depth_topic]):
             stamp = bagio.header_stamp_ns(raw)
-            if topic == args.depth_topic:
+            if topic == depth_topic:
                 if not plan.gt_encoding:
-                    plan.gt_encoding = _check_encoding(raw, GT_ENCODINGS, "ground-truth depth", topic)
+                    plan.gt_encoding = _check_depth(raw, depth_type, topic)
                 gt_stamps.add(stamp)
                 continue
             if not plan.image_stamps:
-                from textdepth_ros.ros.conversions import COLOR_ENCODINGS
-
-                _check_encoding(raw, COLOR_ENCODINGS, "colour image", topic)
-                first = bagio.decode(raw, bagio.IMAGE_TYPE)
-                plan.height, plan.width = int(first.height), int(first.width)
+                plan.height, plan.width = _check_colour(raw, image_type, topic).shape[:2]
             elif stamp <= plan.image_stamps[-1]:
                 plan.out_of_order += 1
             plan.image_stamps.append(stamp)
     finally:
         reader.close()
     if len(set(plan.image_stamps)) != len(plan.image_stamps):
-        raise UserError(f"images on {args.image_topic} share header stamps: outputs could not be paired with inputs")
+        raise UserError(f"images on {image_topic} share header stamps: outputs could not be paired with inputs")
     tolerance = int(args.sync_tolerance * 1e9)
     sorted_gt = sorted(gt_stamps)
     plan.paired = sum(1 for s in plan.image_stamps if _has_partner(sorted_gt, s, tolerance))
     if plan.paired == 0:
-        raise UserError(f"no depth frame on {args.depth_topic} has the stamp of an image on {args.image_topic}; "
+        raise UserError(f"no depth frame on {depth_topic} has the stamp of an image on {image_topic}; "
                         "record depth aligned to colour, or allow a difference with --sync-tolerance SECONDS")
     if plan.out_of_order:
         print(f"note: {plan.out_of_order} image stamps go backwards in recording order; frames are paired by stamp",
@@ -134,11 +138,29 @@ def inspect_bag(args) -> BagPlan:
     return plan
 
 
-def _check_encoding(raw, allowed, role, topic) -> str:
-    msg = bagio.decode(raw, bagio.IMAGE_TYPE)
-    if msg.encoding not in allowed:
-        raise UserError(f"{role} topic {topic} has encoding '{msg.encoding}'; supported: {', '.join(allowed)}")
-    return msg.encoding
+def _check_colour(raw, msgtype, topic):
+    """The first colour frame, decoded as the node will (an RGB array), or a UserError."""
+    from textdepth_ros.ros.compressed import any_to_rgb8
+
+    msg = bagio.decode(raw, msgtype)
+    try:
+        return any_to_rgb8(msg)
+    except ValueError as exc:
+        raise UserError(f"colour image topic {topic}: {exc}") from None
+
+
+def _check_depth(raw, msgtype, topic) -> str:
+    """The ground truth's encoding (16UC1 / mono16 / 32FC1, compressedDepth included), or a UserError."""
+    from textdepth_ros.ros.compressed import decode_compressed_depth, is_compressed
+
+    msg = bagio.decode(raw, msgtype)
+    try:
+        encoding = decode_compressed_depth(msg)[1] if is_compressed(msg) else msg.encoding
+    except ValueError as exc:
+        raise UserError(f"ground-truth depth topic {topic}: {exc}") from None
+    if encoding not in GT_ENCODINGS:
+        raise UserError(f"ground-truth depth topic {topic} has encoding '{encoding}'; supported: {', '.join(GT_ENCODINGS)}")
+    return encoding
 
 
 def _has_partner(sorted_stamps, stamp, tolerance) -> bool:
@@ -150,12 +172,19 @@ def _has_partner(sorted_stamps, stamp, tolerance) -> bool:
 
 # ------------------------------------------------------------------------ model params
 def node_parameters(args) -> dict:
-    """depth_node's parameters from the YAML (as the launch file passes them), CLI overrides on top."""
+    """depth_node's parameters from the YAML, matched to the node's name the way ROS
+    matches them (a file keyed for another node is an error, not silently nothing),
+    CLI overrides on top."""
     from textdepth_ros.paths import config_dir
+    from textdepth_ros.ros.params_file import parameters_for
 
     path = Path(args.params_file) if args.params_file else config_dir() / "depth.yaml"
     doc = read_yaml_mapping(path, "params file")
-    params = dict(next((v.get("ros__parameters", {}) for k, v in doc.items() if k.strip("/").endswith("depth_node")), {}))
+    node = "/" + "/".join(p for p in [*args.params_namespace.split("/"), "depth_node"] if p)
+    params = parameters_for(doc, node)
+    if params is None:
+        raise UserError(f"params file {path} has no entry for {node} (its keys: {', '.join(map(str, doc)) or 'none'}); "
+                        "key it '/**/depth_node:' (any namespace) or set --params-namespace")
     for name in ("model_config", "checkpoint", "device", "fp16"):
         value = getattr(args, name)
         if value is not None:
@@ -171,7 +200,7 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
     from tqdm import tqdm
 
     from textdepth_ros.inference import DepthEstimator
-    from textdepth_ros.ros.conversions import to_rgb8
+    from textdepth_ros.ros.compressed import any_to_rgb8
     from textdepth_ros.ros.text_input import clean_text
 
     estimator = DepthEstimator(params.get("model_config", "tiny"), params.get("checkpoint") or None,
@@ -189,10 +218,10 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
                 if topic == plan.text_topic:
                     text = clean_text(bagio.decode(raw, bagio.STRING_TYPE).data, tokenizer, context)[0] or text
                 elif topic == plan.depth_topic:
-                    add_bag_ground_truth(scorer, raw, args.gt_scale)
+                    add_bag_ground_truth(scorer, raw, args.gt_scale, msgtype=plan.depth_type)
                 else:
-                    msg = bagio.decode(raw, bagio.IMAGE_TYPE)
-                    pred = estimator.predict(to_rgb8(msg), text)
+                    msg = bagio.decode(raw, plan.image_type)
+                    pred = estimator.predict(any_to_rgb8(msg), text)
                     scorer.add_prediction(bagio.stamp_ns(msg.header), pred.depth, latency_ms=pred.forward_ms)
                     bar.update(1)
     finally:

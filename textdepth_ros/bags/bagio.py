@@ -32,6 +32,9 @@ DEFAULT_TOPICS = {
     "text": "/scene_text",
 }
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+# image_transport's topic suffixes for compressed colour and depth
+COMPRESSED_SUFFIX = {"color": "compressed", "depth": "compressedDepth"}
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 STRING_TYPE = "std_msgs/msg/String"
 
@@ -75,6 +78,25 @@ def image_message(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str
         is_bigendian=0, step=width * channels * np.dtype(dtype).itemsize,
         data=array.reshape(-1).view(np.uint8),
     )
+
+
+def compressed_image_message(fmt: str, data: bytes, stamp_ns: int, frame_id: str):
+    """sensor_msgs/CompressedImage (see ros/compressed.py for the formats)."""
+    return typestore().types[COMPRESSED_TYPE](header=header(stamp_ns, frame_id), format=fmt,
+                                               data=np.frombuffer(data, np.uint8))
+
+
+def resolve_image_topic(table: dict, topic: str, kind: str, role: str, option: str) -> tuple:
+    """(topic, msgtype) of an image stream in a bag: `topic` itself (Image or
+    CompressedImage), else image_transport's `<topic>/compressed` (kind 'color') or
+    `<topic>/compressedDepth` (kind 'depth'), as robots record them."""
+    if topic not in table:
+        candidate = f"{topic.rstrip('/')}/{COMPRESSED_SUFFIX[kind]}"
+        if table.get(candidate, ("",))[0] == COMPRESSED_TYPE:
+            topic = candidate
+    msgtype = table.get(topic, (IMAGE_TYPE,))[0]
+    require_topic(table, topic, msgtype if msgtype == COMPRESSED_TYPE else IMAGE_TYPE, role, option)
+    return topic, msgtype
 
 
 def camera_info_message(intrinsics: dict, height: int, width: int, stamp_ns: int, frame_id: str):

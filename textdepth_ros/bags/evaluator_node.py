@@ -26,7 +26,7 @@ import numpy as np
 from textdepth_ros.bags.scoring import DepthScorer, depth_in_metres, write_results
 
 # ------------------------------------------------------------------------------- node
-def _parameters():
+def parameters():
     """name -> Spec. Only what cannot skew the scores mid-run may change while it runs."""
     from textdepth_ros.ros.parameters import Spec
 
@@ -43,33 +43,31 @@ def _parameters():
         "max_depth": Spec(10.0, "evaluation range upper bound (m)", low=0.0, high=1e3),
         "summary_period": Spec(5.0, "seconds between summary log lines / `evaluation` messages", dynamic=True,
                                low=0.1, high=3600.0),
-        "prediction_reliable": Spec(True, "subscribe `depth` reliable (matches depth_node); false = best effort"),
     }
 
 
 def _make_node_class():
     """The Node subclass, built on first use so DepthScorer needs no rclpy."""
     from rclpy.node import Node
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
+    from textdepth_ros.ros.input_qos import AdaptiveInput, default_input_qos
     from textdepth_ros.ros.parameters import LiveParameters, set_timer_period
 
     class EvaluatorNode(Node):
         def __init__(self, **kwargs):
             super().__init__("depth_evaluator", **kwargs)
-            self.params = LiveParameters(self, _parameters(), on_change=self._on_parameters)
+            self.params = LiveParameters(self, parameters(), on_change=self._on_parameters)
             crop = str(self.params["crop"]).lower()
             self.scorer = DepthScorer(crop=None if crop in ("none", "") else "eigen",
                                       tolerance_ns=int(float(self.params["sync_tolerance"]) * 1e9),
                                       min_depth=float(self.params["min_depth"]), max_depth=float(self.params["max_depth"]))
-            reliability = ReliabilityPolicy.RELIABLE if self.params["prediction_reliable"] else ReliabilityPolicy.BEST_EFFORT
-            self.create_subscription(Image, "depth", self.on_prediction, QoSProfile(depth=20, reliability=reliability))
-            # Best effort accepts any publisher (camera drivers, bag play); deep enough
-            # that a burst is not lost while a callback scores.
-            self.create_subscription(Image, "gt_depth", self.on_ground_truth,
-                                     QoSProfile(depth=20, reliability=ReliabilityPolicy.BEST_EFFORT))
+            # QoS follows the publishers (depth_node and `ros2 bag play` are reliable; a
+            # best-effort subscription would lose their 640x480 frames); deep enough that a
+            # burst is not lost while a callback scores. qos_overrides.* fix a policy.
+            self.inputs = [AdaptiveInput(self, Image, "depth", self.on_prediction, default_input_qos(depth=20)),
+                           AdaptiveInput(self, Image, "gt_depth", self.on_ground_truth, default_input_qos(depth=20))]
             self.pub_summary = self.create_publisher(String, "evaluation", 10)
             self._summary_timer = self.create_timer(float(self.params["summary_period"]), self.publish_summary)
             self.bad_gt = 0

@@ -30,9 +30,19 @@ def live_name(bag_topic: str) -> str:
     return NAMESPACE + "/" + bag_topic.lstrip("/")
 
 
-def node_command(params: dict, plan, text_topic: str, extra_params=()) -> list:
+def live_image_topics(plan) -> tuple:
+    """(what `image` is remapped to, the live topic the bag's images go out on). A
+    compressed stream goes out as image_transport names it, `<base>/compressed`."""
+    if plan.image_type != bagio.COMPRESSED_TYPE:
+        return live_name(plan.image_topic), live_name(plan.image_topic)
+    suffix = "/" + bagio.COMPRESSED_SUFFIX["color"]
+    base = plan.image_topic[: -len(suffix)] if plan.image_topic.endswith(suffix) else plan.image_topic
+    return live_name(base), live_name(base) + suffix
+
+
+def node_command(params: dict, plan, text_topic: str, extra_params=(), folder=None) -> list:
     """depth_node with the params file (as the launch file runs it) plus overrides."""
-    remaps = {"image": live_name(plan.image_topic), "text": text_topic}
+    remaps = {"image": live_image_topics(plan)[0], "text": text_topic}
     if plan.camera_info_topic:
         remaps["camera_info"] = live_name(plan.camera_info_topic)
     # Warm up at the bag's size: the first real frame then costs what the others do.
@@ -40,12 +50,24 @@ def node_command(params: dict, plan, text_topic: str, extra_params=()) -> list:
     overrides.update({name: params[name] for name in ("model_config", "checkpoint", "device")
                       if params.get(name) not in (None, "")})
     overrides["fp16"] = bool(params.get("fp16"))
-    cmd = depth_node_argv(overrides, params["_file"], NAMESPACE, remaps)
+    overrides["transport"] = "compressed" if plan.image_type == bagio.COMPRESSED_TYPE else "raw"
+    cmd = depth_node_argv(overrides, resolved_params_file(params, folder), NAMESPACE, remaps)
     for item in extra_params:
         if ":=" not in item:
             raise UserError(f"--node-param wants NAME:=VALUE, got {item!r}")
         cmd += ["-p", item]
     return cmd
+
+
+def resolved_params_file(params: dict, folder=None) -> str:
+    """The parameters bag-eval resolved from the user's file, for the node in our own
+    namespace (their file may be keyed for another one): a file keyed '/**' in `folder`."""
+    import yaml
+
+    values = {name: value for name, value in params.items() if not name.startswith("_")}
+    path = Path(folder or tempfile.mkdtemp(prefix="textdepth_bag_eval_")) / "depth_node_params.yaml"
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": values}}))
+    return str(path)
 
 
 def run_live(args, plan, params) -> dict:
@@ -65,13 +87,13 @@ def run_live(args, plan, params) -> dict:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     scorer = make_scorer(args)
     text_topic = live_name(plan.text_topic or "fixed_text")
-    cmd = node_command(params, plan, text_topic, args.node_param)
+    log_dir = tempfile.mkdtemp(prefix="textdepth_bag_eval_")
+    cmd = node_command(params, plan, text_topic, args.node_param, log_dir)
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("bag_eval", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    log_dir = tempfile.mkdtemp(prefix="textdepth_bag_eval_")
     state = {"in": 0, "out": 0, "unknown": 0, "last_out": None, "max_latency": 0.0}
     sent = {}  # image stamp -> (monotonic publish time, bag log time)
     recorder = None
@@ -89,7 +111,7 @@ def run_live(args, plan, params) -> dict:
 
     def on_published(topic, log_time, raw, wall):
         if topic == plan.depth_topic:
-            add_bag_ground_truth(scorer, raw, args.gt_scale, wall)
+            add_bag_ground_truth(scorer, raw, args.gt_scale, wall, plan.depth_type)
         elif topic == plan.image_topic:
             sent[bagio.header_stamp_ns(raw)] = (wall, log_time)
             state["in"] += 1
@@ -118,7 +140,9 @@ def run_live(args, plan, params) -> dict:
         return callback
 
     try:
-        replayer = Replayer(node, args.bag, {t: live_name(t) for t in (plan.image_topic, plan.camera_info_topic, plan.text_topic) if t},
+        live_topics = {t: live_name(t) for t in (plan.camera_info_topic, plan.text_topic) if t}
+        live_topics[plan.image_topic] = live_image_topics(plan)[1]
+        replayer = Replayer(node, args.bag, live_topics,
                             rate=args.rate, latched=[plan.text_topic] if plan.text_topic else [], observe=[plan.depth_topic])
         if not plan.text_topic:
             from std_msgs.msg import String
@@ -138,10 +162,15 @@ def run_live(args, plan, params) -> dict:
 
         proc = NodeProcess(cmd, Path(log_dir) / "depth_node.log")
         try:
-            image_pub = replayer.publishers[plan.image_topic]
             print(f"starting depth_node (params {params['_file']}; log {proc.log_path}) ...", file=sys.stderr)
-            ready = spin_until(lambda: image_pub.get_subscription_count() > 0 and depth_sub.get_publisher_count() > 0,
-                               args.start_timeout, "while starting", proc)
+
+            def node_follows(pub):  # the node's inputs adapt to our reliable publishers within a second
+                readers = node.get_subscriptions_info_by_topic(pub.topic_name)
+                return pub.get_subscription_count() > 0 and all(
+                    r.qos_profile.reliability == ReliabilityPolicy.RELIABLE for r in readers)
+
+            ready = spin_until(lambda: depth_sub.get_publisher_count() > 0 and all(
+                node_follows(p) for p in replayer.publishers.values()), args.start_timeout, "while starting", proc)
             if not ready:
                 raise UserError(f"depth_node did not subscribe within --start-timeout {args.start_timeout:g} s:\n"
                                 f"{proc.log_tail()}")

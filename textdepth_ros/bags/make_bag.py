@@ -2,7 +2,8 @@
 looks like a RealSense recording: colour, camera info, depth aligned to colour and the
 scene text, stamped at a fixed rate.
 
-Topics (names are options):
+Topics (names are options; --image-format jpeg|png and --depth-format compressedDepth
+write image_transport's CompressedImage sub-topics .../compressed and .../compressedDepth):
   /camera/color/image_raw     sensor_msgs/Image rgb8
   /camera/color/camera_info   sensor_msgs/CameraInfo (NYU's intrinsics scaled to the
                               image size, or the ones given)
@@ -57,6 +58,13 @@ def add_arguments(parser) -> None:
                      help="header frame_id of colour, depth (aligned to colour) and camera info")
     out.add_argument("--depth-encoding", choices=("16UC1", "32FC1"), default="16UC1",
                      help="depth as 16UC1 millimetres (default, what cameras publish) or 32FC1 metres")
+    out.add_argument("--image-format", choices=("raw", "jpeg", "png"), default="raw",
+                     help="colour as sensor_msgs/Image (raw, default) or CompressedImage on <image-topic>/compressed, "
+                          "as robots record image_transport's compressed topic")
+    out.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality 1-100 for --image-format jpeg (default 95)")
+    out.add_argument("--depth-format", choices=("raw", "compressedDepth"), default="raw",
+                     help="depth as sensor_msgs/Image (raw, default) or image_transport's compressedDepth (png) "
+                          "CompressedImage on <depth-topic>/compressedDepth")
 
     cam = parser.add_argument_group("camera")
     cam.add_argument("--intrinsics", nargs=4, type=float, metavar=("FX", "FY", "CX", "CY"),
@@ -143,13 +151,17 @@ def run(args) -> int:
     stamps = frame_stamps(len(samples), args.rate, args.start_time)
     half_period = int(0.5e9 / args.rate)
 
+    if not 1 <= args.jpeg_quality <= 100:
+        raise UserError(f"--jpeg-quality must be 1..100, got {args.jpeg_quality}")
+    image_topic, image_type = _stream_topic(args.image_topic, args.image_format != "raw", "color")
+    depth_topic, depth_type = _stream_topic(args.depth_topic, args.depth_format != "raw", "depth")
     # SIGTERM unwinds like Ctrl-C, so the staging folder is removed (BagWriter).
     with terminate_as_interrupt(), bagio.BagWriter(args.out, args.storage, args.bag_version, args.overwrite) as bag:
         for folder in bag.cleared:
             print(f"removed {folder}, left by a make-bag that was killed", file=sys.stderr)
-        bag.add_topic(args.image_topic, bagio.IMAGE_TYPE)
+        bag.add_topic(image_topic, image_type)
         bag.add_topic(args.camera_info_topic, bagio.CAMERA_INFO_TYPE)
-        bag.add_topic(args.depth_topic, bagio.IMAGE_TYPE)
+        bag.add_topic(depth_topic, depth_type)
         bag.add_topic(args.text_topic, bagio.STRING_TYPE, transient_local=True)
         last_text = None
         for sample, stamp in tqdm(list(zip(samples, stamps)), desc="make-bag", unit="frame"):
@@ -159,7 +171,7 @@ def run(args) -> int:
             if text != last_text:
                 bag.write(args.text_topic, stamp - half_period, bagio.string_message(text))
                 last_text = text
-            bag.write(args.image_topic, stamp, bagio.image_message(rgb, "rgb8", stamp, args.frame_id))
+            bag.write(image_topic, stamp, _colour_message(rgb, args, stamp))
             info = bagio.camera_info_message(_intrinsics_for(args, height, width), height, width, stamp, args.frame_id)
             bag.write(args.camera_info_topic, stamp, info)
             if sample.depth is not None:
@@ -167,15 +179,36 @@ def run(args) -> int:
                 if depth.shape != (height, width):
                     raise UserError(f"depth of {sample.rgb} is {depth.shape[1]}x{depth.shape[0]} but the image is "
                                     f"{width}x{height}: depth must be aligned to the colour image")
-                bag.write(args.depth_topic, stamp, _depth_message(depth, args.depth_encoding, stamp, args.frame_id))
+                bag.write(depth_topic, stamp, _depth_message(depth, args, stamp))
     counts = ", ".join(f"{topic} {n}" for topic, n in bag.counts.items())
     print(f"wrote {args.out} ({args.storage}, {len(samples)} frames at {args.rate:g} Hz): {counts}")
     return 0
 
 
-def _depth_message(depth_m: np.ndarray, encoding: str, stamp: int, frame_id: str):
-    if encoding == "16UC1":
-        mm = np.clip(np.round(depth_m * 1000.0), 0, 65535).astype(np.uint16)
-        return bagio.image_message(mm, "16UC1", stamp, frame_id)
-    metres = np.where(depth_m > 0, depth_m, np.nan).astype(np.float32)  # REP 117: NaN = no reading
-    return bagio.image_message(metres, "32FC1", stamp, frame_id)
+def _stream_topic(topic: str, compressed: bool, kind: str) -> tuple:
+    """(topic, msgtype): compressed streams go on image_transport's sub-topic."""
+    if not compressed:
+        return topic, bagio.IMAGE_TYPE
+    return f"{topic.rstrip('/')}/{bagio.COMPRESSED_SUFFIX[kind]}", bagio.COMPRESSED_TYPE
+
+
+def _colour_message(rgb: np.ndarray, args, stamp: int):
+    if args.image_format == "raw":
+        return bagio.image_message(rgb, "rgb8", stamp, args.frame_id)
+    from textdepth_ros.ros.compressed import encode_color
+
+    fmt, data = encode_color(rgb, args.image_format, args.jpeg_quality)
+    return bagio.compressed_image_message(fmt, data, stamp, args.frame_id)
+
+
+def _depth_message(depth_m: np.ndarray, args, stamp: int):
+    if args.depth_encoding == "16UC1":
+        depth = np.clip(np.round(depth_m * 1000.0), 0, 65535).astype(np.uint16)
+    else:
+        depth = np.where(depth_m > 0, depth_m, np.nan).astype(np.float32)  # REP 117: NaN = no reading
+    if args.depth_format == "raw":
+        return bagio.image_message(depth, args.depth_encoding, stamp, args.frame_id)
+    from textdepth_ros.ros.compressed import encode_compressed_depth
+
+    fmt, data = encode_compressed_depth(depth, args.depth_encoding)
+    return bagio.compressed_image_message(fmt, data, stamp, args.frame_id)

@@ -16,10 +16,17 @@ GT_ENCODINGS = ("16UC1", "mono16", "32FC1")
 
 
 def depth_in_metres(msg, scale_16u: float = 0.001) -> np.ndarray:
-    """A depth Image -> HxW float32 metres, 0 where the sensor had no reading.
+    """A depth Image or compressedDepth CompressedImage -> HxW float32 metres, 0 where
+    the sensor had no reading.
     16UC1/mono16 are integer units of `scale_16u` metres (millimetres: 0.001)."""
+    from textdepth_ros.ros.compressed import decode_compressed_depth, is_compressed
     from textdepth_ros.ros.conversions import image_to_numpy
 
+    if is_compressed(msg):  # compressedDepth: 16UC1 units or 32FC1 metres
+        array, _ = decode_compressed_depth(msg)
+        if array.dtype == np.uint16:
+            return array.astype(np.float32) * np.float32(scale_16u)
+        return np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
     if msg.encoding not in GT_ENCODINGS:
         raise ValueError(f"ground-truth depth encoding '{msg.encoding}' is not one of {', '.join(GT_ENCODINGS)}")
     array = image_to_numpy(msg)
@@ -156,11 +163,13 @@ def make_scorer(args) -> DepthScorer:
     return DepthScorer(crop=None if args.no_crop else "eigen", tolerance_ns=int(args.sync_tolerance * 1e9))
 
 
-def add_bag_ground_truth(scorer: DepthScorer, raw: bytes, scale: float, arrival: float = None) -> None:
-    """A depth frame's raw CDR bytes from a bag -> the scorer; an unreadable frame is skipped, said once."""
+def add_bag_ground_truth(scorer: DepthScorer, raw: bytes, scale: float, arrival: float = None,
+                         msgtype: str = "sensor_msgs/msg/Image") -> None:
+    """A depth frame's raw CDR bytes from a bag (Image or compressedDepth) -> the scorer;
+    an unreadable frame is skipped, said once."""
     from textdepth_ros.bags import bagio
 
-    msg = bagio.decode(raw, bagio.IMAGE_TYPE)
+    msg = bagio.decode(raw, msgtype)
     try:
         depth = depth_in_metres(msg, scale)
     except ValueError as exc:  # one odd frame in a long recording: skip it, say so

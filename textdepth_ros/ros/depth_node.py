@@ -13,7 +13,7 @@ import time
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
@@ -21,10 +21,14 @@ from textdepth_ros.errors import UserError
 from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, check_min_side, check_pixels
 from textdepth_ros.preview import colorize_depth
 from textdepth_ros.ros.camera_info import image_camera_info
-from textdepth_ros.ros.conversions import numpy_to_image, to_rgb8
+from textdepth_ros.ros.compressed import any_to_rgb8, compressed_size, is_compressed
+from textdepth_ros.ros.conversions import numpy_to_image
 from textdepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
+from textdepth_ros.ros.frame_slot import LatestSlot
 from textdepth_ros.ros.inference_worker import InferenceWorker
+from textdepth_ros.ros.input_qos import TRANSPORTS, subscribe_inputs
+from textdepth_ros.ros.params_file import warn_unmatched
 from textdepth_ros.ros.parameters import LiveParameters, Spec, set_timer_period
 from textdepth_ros.ros.pointcloud import depth_to_pointcloud2, invalid_to_nan, nan_is_the_only_invalid
 from textdepth_ros.ros.publish_queue import PublishQueue
@@ -74,6 +78,9 @@ PARAMETERS = {
     "onnx_model": Spec("", "backend onnxruntime: the .onnx file from `textdepth export` (same config/checkpoint)"),
     "default_text": Spec("an indoor scene", "scene description used until one arrives on `text`; setting it at run "
                          "time makes it the current description", dynamic=True, check=_usable_text),
+    "transport": Spec("raw", "raw: sensor_msgs/Image on `image`; compressed: sensor_msgs/CompressedImage (jpeg, "
+                      "png) on `image`/compressed, as image_transport names it",
+                      check=lambda v: None if v in TRANSPORTS else " or ".join(TRANSPORTS)),
     "publish_cloud": Spec(True, "publish `points`", dynamic=True),
     "cloud_rgb": Spec(True, "XYZRGB cloud (colour from the input image) instead of XYZ", dynamic=True),
     "max_range": Spec(0.0, "cloud points farther than this (m) become NaN; 0 = no limit", dynamic=True,
@@ -103,16 +110,17 @@ class DepthNode(Node):
         self.params = LiveParameters(self, PARAMETERS, on_change=self._on_parameters)
         self.estimator = None
         self.stats = NodeStats()
-        self.worker = InferenceWorker(self.process, self._frame_failed)
-        self.publisher = PublishQueue(self.publish_frame, self._frame_failed)
-        self.slot = self.worker.slot
+        self.slot = LatestSlot()  # one for the node's life: its counters feed the diagnostics
+        self.worker = None  # InferenceWorker and PublishQueue: new ones each time serve() starts
+        self.publisher = None
+        self.inputs = []
         self._camera_info = None
         self._text = self.params["default_text"]
         self._text_log = TextChangeLog(THROTTLE_S)
         self._tokenizer = None
         self._context_length = 77
         self._last_warned = {}
-        self._diagnostics_timer = None
+        self._diagnostics_timer = self._text_log_timer = None
 
         self.pub_depth = self.create_publisher(Image, "depth", 10)
         self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", 10)
@@ -123,7 +131,12 @@ class DepthNode(Node):
 
     # -- start / stop ---------------------------------------------------------------
     def start(self) -> None:
-        """Load the model (UserError on a bad checkpoint/config), warm up, subscribe."""
+        """Load the model (UserError on a bad checkpoint/config), warm up, serve."""
+        self.load_model()
+        self.serve()
+
+    def load_model(self) -> None:
+        """Build the estimator and warm it up (the managed node's `configure`)."""
         p = self.params
         warmup_size = (int(p["warmup_height"]), int(p["warmup_width"]))
         problem = frame_size_problem(*warmup_size, p, "the warm-up image") if p["warmup"] else None
@@ -142,13 +155,18 @@ class DepthNode(Node):
         if p["warmup"]:
             ms = self.estimator.warmup(*warmup_size, self._text)
             self.get_logger().info(f"warm-up forward {warmup_size[0]}x{warmup_size[1]}: {ms:.0f} ms")
-        self.create_subscription(Image, "image", self.on_image, qos_profile_sensor_data)
-        self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, qos_profile_sensor_data)
-        self.create_subscription(String, "text", self.on_text, text_qos())
-        self._diagnostics_timer = self.create_timer(float(p["diagnostics_period"]), self.publish_diagnostics)
-        self.create_timer(1.0, self._log_pending_text)
+
+    def serve(self) -> None:
+        """Subscribe (QoS following the publishers), time the diagnostics, start the worker
+        and publisher threads (the managed node's `activate`)."""
+        self.slot.reopen()
+        self.worker = InferenceWorker(self.process, self._frame_failed, slot=self.slot)
+        self.publisher = PublishQueue(self.publish_frame, self._frame_failed)
+        self.inputs = subscribe_inputs(self)
+        self._diagnostics_timer = self.create_timer(float(self.params["diagnostics_period"]), self.publish_diagnostics)
+        self._text_log_timer = self.create_timer(1.0, self._log_pending_text)
         self.worker.start()
-        self.get_logger().info("ready: waiting for images on " + self.resolve_topic_name("image"))
+        self.get_logger().info("ready: waiting for images on " + self.inputs[0].topic)
 
     @staticmethod
     def _load_estimator(p):
@@ -169,6 +187,8 @@ class DepthNode(Node):
     def stop(self, hurry=None) -> bool:
         """Take no more frames; let the frame in progress finish (up to STOP_GRACE_S, or
         until `hurry` is set), else drop it. False: a thread is still inside the model."""
+        if self.worker is None:
+            return True
         if self.worker.busy:
             self.get_logger().info(f"finishing the frame in progress (up to {STOP_GRACE_S:g} s; "
                                    "Ctrl-C again to drop it)")
@@ -187,14 +207,21 @@ class DepthNode(Node):
         return self._text
 
     # -- callbacks (executor thread): check, store and return ----------------------------
-    def on_image(self, msg: Image) -> None:
-        problem = frame_size_problem(msg.height, msg.width, self.params)
-        if problem is not None:
-            counter, reason = problem
-            self.stats.count(counter)
-            self._warn_limited(counter, f"image skipped: {reason}")
-            return
-        self.slot.put((msg, time.monotonic()))
+    def on_image(self, msg) -> None:
+        # A raw frame's size is in its message: an oversize one never displaces a good
+        # frame waiting in the slot. A compressed one's is in its file header (worker).
+        if is_compressed(msg) or not self._skip_for_size(msg.height, msg.width):
+            self.slot.put((msg, time.monotonic()))
+
+    def _skip_for_size(self, height: int, width: int) -> bool:
+        """True (counted, one warning per THROTTLE_S) if the frame is outside the limits."""
+        problem = frame_size_problem(height, width, self.params)
+        if problem is None:
+            return False
+        counter, reason = problem
+        self.stats.count(counter)
+        self._warn_limited(counter, f"image skipped: {reason}")
+        return True
 
     def on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
@@ -245,9 +272,15 @@ class DepthNode(Node):
         self.stats.failed += 1
         self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=THROTTLE_S)
 
-    def process(self, msg: Image, received: float) -> None:
+    def process(self, msg, received: float) -> None:
+        """Worker thread: a raw or compressed frame (a compressed one's size checked on
+        its file header before any pixel is decoded), then the model."""
+        if is_compressed(msg):
+            size = compressed_size(msg)
+            if size is not None and self._skip_for_size(*size):
+                return
         try:
-            rgb = to_rgb8(msg)
+            rgb = any_to_rgb8(msg)  # Image or CompressedImage (the transport parameter)
         except ValueError as exc:
             self.stats.bad_frames += 1
             self._warn_limited("unreadable", f"image skipped: {exc}")
@@ -319,9 +352,19 @@ class DepthNode(Node):
         self.pub_diagnostics.publish(diagnostic_array(self, stamp))
 
 
+def created(node_class, args=None):
+    """`create` for run_node: the node, after saying whether a params file it was given
+    has an entry for it (a key that does not match its name is silently ignored by rcl)."""
+    def create():
+        node = node_class()
+        warn_unmatched(node, sys.argv if args is None else args)
+        return node
+    return create
+
+
 def main(args=None) -> int:
     use_shm_profile()  # before rclpy.init: Fast DDS reads it when the participant is created
-    return run_node(DepthNode, start=DepthNode.start, stop=DepthNode.stop, args=args, name=NODE_NAME)
+    return run_node(created(DepthNode, args), start=DepthNode.start, stop=DepthNode.stop, args=args, name=NODE_NAME)
 
 
 if __name__ == "__main__":

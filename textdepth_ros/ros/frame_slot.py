@@ -34,3 +34,11 @@ class LatestSlot:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    def reopen(self) -> None:
+        """Serve again after close() (a managed node re-activated); a frame left from
+        before is dropped, the counters go on."""
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item, self._closed = None, False

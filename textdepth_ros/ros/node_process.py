@@ -40,7 +40,8 @@ def param_text(value) -> str:
 
 class NodeProcess:
     """`argv` as a child process. With `new_session`, signals go to its whole process
-    group (what Ctrl-C in a terminal does), so programs that start nodes stop them too."""
+    group (what Ctrl-C in a terminal does), so programs that start nodes stop them too.
+    `env`: variables to set for the child (a value of None removes one)."""
 
     def __init__(self, argv, log_path=None, new_session: bool = False, cwd=None, env: dict = None):
         self.log_path = Path(log_path or tempfile.mkstemp(prefix="textdepth_node_", suffix=".log")[1])
@@ -50,7 +51,7 @@ class NodeProcess:
         self._shm = set()
         self.proc = subprocess.Popen(list(map(str, argv)), stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=new_session, cwd=cwd,
-                                     env=dict(os.environ, **(env or {})))
+                                     env=child_environment(env))
 
     @property
     def pid(self) -> int:
@@ -167,3 +168,14 @@ def remove_orphaned_fastdds_files(paths) -> list:
             except OSError:
                 pass
     return removed
+
+
+def child_environment(changes: dict = None) -> dict:
+    """This process's environment with `changes` applied; a value of None removes a variable."""
+    env = dict(os.environ)
+    for name, value in (changes or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = str(value)
+    return env
