@@ -77,9 +77,9 @@ def module_node_and_client(params: dict):
 
 
 @contextmanager
-def connected_client():
+def connected_client(**client_kwargs):
     """A Client that has discovered the node's topics."""
-    client = Client()
+    client = Client(**client_kwargs)
     try:
         client.wait_connected()
         yield client

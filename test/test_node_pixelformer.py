@@ -2,14 +2,14 @@
 `checkpoint` parameter and nothing else: the depth it publishes for a real photo is
 PixelFormer's own forward on that frame.
 
-The frame is the photo at 288x384 (331 KB; PixelFormer needs multiples of 32): a
-best-effort 640x480 rgb8 image (921 KB) from this test process, which runs Fast DDS's
-default profile, does not arrive at all (seen here: 0 of 3, also with a reliable writer;
-see ENVIRONMENT.md). 480x640 is covered by test_pixelformer_import.py (`textdepth predict`).
+The frame is the photo at 480x640 (921 KB), published reliable as camera drivers do: the
+node's input QoS follows its publishers, so it arrives even with Fast DDS's default
+profile in this test process (best effort, such a frame did not arrive at all).
 """
 import cv2
 import numpy as np
 import pytest
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from pixelformer_reference import build_reference, save_like_pixelformer
 from ros_helpers import SMALL_PARAMS, Stamps, camera_info, connected_client, serving_node
@@ -18,7 +18,7 @@ from textdepth_ros.cli import main as textdepth
 from textdepth_ros.ros.conversions import image_to_numpy
 
 pytestmark = pytest.mark.timeout(300)
-H, W = 288, 384
+H, W = 480, 640
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,9 @@ def test_node_publishes_pixelformers_depth_for_a_real_photo(imported):
     reference, checkpoint = imported
     rgb = cv2.resize(read_rgb(PHOTO), (W, H), interpolation=cv2.INTER_AREA)
     params = dict(SMALL_PARAMS, checkpoint=str(checkpoint), warmup_height=H, warmup_width=W)
-    with serving_node(params) as node, connected_client() as client:
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    with serving_node(params) as node, connected_client(image_qos=reliable) as client:
+        client.wait_reliable_image_subscription()  # one frame, not a stream: send it once the node follows
         key = client.send_frame(rgb, Stamps.take(), info=camera_info(H, W))
         depth = image_to_numpy(client.wait_depth(key, timeout=180)["depth"])
         assert client.diagnostics.get("untrained") == "false"

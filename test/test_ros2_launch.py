@@ -187,7 +187,7 @@ def test_managed_node_under_ros2_lifecycle_set(ros2_install, tmp_path):
 
     def lifecycle(*args):
         for _ in range(3):  # each call is a fresh participant: under load, discovery can outlast --spin-time
-            result = ros2(ros2_install, "lifecycle", *args, "--no-daemon", "--spin-time", "5", timeout=120)
+            result = ros2(ros2_install, "lifecycle", *args, "--no-daemon", "--spin-time", "3", timeout=120)
             if "Node not found" not in result.stderr:
                 break
         assert result.returncode == 0, result.stdout + result.stderr + proc.log_tail()
