@@ -77,3 +77,13 @@ def ros2(install, *args, timeout: float = 60.0) -> subprocess.CompletedProcess:
     """A short `ros2 ...` command (param, node, lifecycle, topic), without the daemon."""
     return subprocess.run(["ros2", *map(str, args)], env=environment(install), capture_output=True, text=True,
                           timeout=timeout)
+
+
+def ros2_discovering(install, *args, done, tries: int = 3, timeout: float = 120.0) -> subprocess.CompletedProcess:
+    """`ros2 <args> --no-daemon --spin-time 3`, repeated (up to `tries`) until `done(result)`:
+    each call is a fresh DDS participant, and under load discovery can outlast --spin-time."""
+    for _ in range(tries):
+        result = ros2(install, *args, "--no-daemon", "--spin-time", "3", timeout=timeout)
+        if done(result):
+            break
+    return result

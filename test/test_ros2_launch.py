@@ -12,7 +12,7 @@ import pytest
 import yaml
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from ros2_workspace import environment, ros2
+from ros2_workspace import environment, ros2, ros2_discovering
 from ros_helpers import Client, camera_info, sample_image
 from test_params_file import get_parameters
 from textdepth_ros.ros.conversions import image_to_numpy
@@ -93,8 +93,10 @@ def test_ros2_launch_in_a_namespace_with_params_file_and_remaps(ros2_install, tm
     try:
         proc.wait_for_log("ready:", 150)
         values = get_parameters("/robot1/depth_node", list(NON_DEFAULT))
-        cli = ros2(ros2_install, "param", "get", "--no-daemon", "--spin-time", "3", "/robot1/depth_node", "max_range")
-        nodes = ros2(ros2_install, "node", "list", "--no-daemon", "--spin-time", "3").stdout.split()
+        cli = ros2_discovering(ros2_install, "param", "get", "/robot1/depth_node", "max_range",
+                               done=lambda r: r.returncode == 0)
+        nodes = ros2_discovering(ros2_install, "node", "list",
+                                 done=lambda r: "/robot1/depth_node" in r.stdout).stdout.split()
         served = serve_one_frame("robot1", REMAPS)
     finally:
         code = ctrl_c(proc)
@@ -186,10 +188,7 @@ def test_managed_node_under_ros2_lifecycle_set(ros2_install, tmp_path):
     proc = start(ros2_install, argv, tmp_path, "managed")
 
     def lifecycle(*args):
-        for _ in range(3):  # each call is a fresh participant: under load, discovery can outlast --spin-time
-            result = ros2(ros2_install, "lifecycle", *args, "--no-daemon", "--spin-time", "3", timeout=120)
-            if "Node not found" not in result.stderr:
-                break
+        result = ros2_discovering(ros2_install, "lifecycle", *args, done=lambda r: "Node not found" not in r.stderr)
         assert result.returncode == 0, result.stdout + result.stderr + proc.log_tail()
         return result.stdout
 
