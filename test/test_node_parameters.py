@@ -2,14 +2,18 @@
 against the node as a real process: run-time changes take effect, fixed ones and bad
 values are refused with a reason, descriptors say what each one is, and bad values at
 start-up give one clear line and a non-zero exit."""
+import sys
+
 import numpy as np
 import pytest
+import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.parameter_client import AsyncParameterClient
 
 from ros_helpers import SMALL_PARAMS, NodeProcess, Stamps, camera_info, int_value, module_node_and_client, sample_image
 from textdepth_ros.ros.conversions import image_to_numpy
+from textdepth_ros.ros.depth_node import DepthNode
 from textdepth_ros.ros.pointcloud import pointcloud2_to_array
 
 H, W = 64, 80
@@ -130,6 +134,7 @@ def test_fixed_parameters_are_refused_with_a_reason(params, name, value):
     ("min_side", -3, "out of range"),
     ("publish_cloud", "yes", "Wrong parameter type"),
     ("default_text", "  \t ", "no usable text"),
+    ("gil_switch_interval_ms", 0.0, "out of range"),
 ])
 def test_bad_values_are_refused_with_a_reason(params, name, value, reason):
     before = params.get(name)
@@ -165,3 +170,24 @@ def test_bad_values_at_start_up_give_one_line_and_exit_non_zero(tmp_path, value,
     fatal = [line for line in log.splitlines() if "cannot start" in line]
     assert code != 0 and len(fatal) == 1 and expected in fatal[0], log
     assert "Traceback" not in log, log
+
+
+def test_gil_switch_interval_applies_to_the_nodes_process():
+    """Python-wide, so checked in this process: set when the node starts serving, and again
+    when `ros2 param set` changes it."""
+    before = sys.getswitchinterval()
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = DepthNode(context=context, parameter_overrides=[Parameter("gil_switch_interval_ms", value=2.0)])
+        node.serve()
+        assert sys.getswitchinterval() == pytest.approx(0.002)
+        assert node.set_parameters([Parameter("gil_switch_interval_ms", value=0.25)])[0].successful
+        assert sys.getswitchinterval() == pytest.approx(0.00025)
+        assert not node.set_parameters([Parameter("gil_switch_interval_ms", value=0.0)])[0].successful
+        assert sys.getswitchinterval() == pytest.approx(0.00025)
+        assert node.stop()
+        node.destroy_node()
+    finally:
+        sys.setswitchinterval(before)
+        rclpy.try_shutdown(context=context)

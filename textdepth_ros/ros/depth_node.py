@@ -95,6 +95,10 @@ PARAMETERS = {
     "warmup_height": Spec(480, "warm-up image height (use the camera's)", low=1, high=16384),
     "warmup_width": Spec(640, "warm-up image width (use the camera's)", low=1, high=16384),
     "diagnostics_period": Spec(1.0, "seconds between /diagnostics messages", dynamic=True, low=0.05, high=3600.0),
+    "gil_switch_interval_ms": Spec(0.5, "Python's thread switch interval for this process (sys.setswitchinterval; "
+                                   "Python's default is 5 ms): the longest the worker waits for the GIL after a "
+                                   "GPU forward while the executor or publisher thread runs Python",
+                                   dynamic=True, low=0.05, high=100.0),
 }
 
 
@@ -159,6 +163,7 @@ class DepthNode(Node):
     def serve(self) -> None:
         """Subscribe (QoS following the publishers), time the diagnostics, start the worker
         and publisher threads (the managed node's `activate`)."""
+        sys.setswitchinterval(self.params["gil_switch_interval_ms"] / 1000.0)
         self.slot.reopen()
         self.worker = InferenceWorker(self.process, self._frame_failed, slot=self.slot)
         self.publisher = PublishQueue(self.publish_frame, self._frame_failed)
@@ -245,6 +250,8 @@ class DepthNode(Node):
 
     def _on_parameters(self, changed: dict) -> None:
         """Run-time changes; the worker reads the other values per frame from self.params."""
+        if "gil_switch_interval_ms" in changed:
+            sys.setswitchinterval(changed["gil_switch_interval_ms"] / 1000.0)
         if "diagnostics_period" in changed and self._diagnostics_timer is not None:
             set_timer_period(self._diagnostics_timer, changed["diagnostics_period"])
         if "default_text" in changed:
@@ -304,8 +311,9 @@ class DepthNode(Node):
             if not open_:
                 return  # dropped at shutdown: the node may be gone
             self.pub_depth.publish(numpy_to_image(depth, "32FC1", header))
-            self.pub_uncertainty.publish(numpy_to_image(pred.uncertainty.astype(np.float32, copy=False), "32FC1",
-                                                        header))
+            if self.pub_uncertainty.get_subscription_count() > 0:  # 1.2 MB through the GIL: only when wanted
+                self.pub_uncertainty.publish(numpy_to_image(pred.uncertainty.astype(np.float32, copy=False),
+                                                            "32FC1", header))
             info = self._depth_camera_info(header, height, width)
             if info is not None:
                 self.pub_info.publish(info)
