@@ -72,6 +72,12 @@ def main(argv=None):
     rows_for_model(load(folder, "model_paper_compile.json"), rows, run="model (compile run)")
     rows_for_node("CUDA graphs", load(folder, "node_graph.json"), rows, GRAPH_FPS)
     rows_for_node("compile + graphs", load(folder, "node_compile.json"), rows, COMPILE_GRAPH_FPS)
+    gil = load(folder, "gil.json")
+    if gil:
+        for switch in (str(gil["default_switch_ms"]), str(gil["node_switch_ms"])):
+            rows.append((f"node plumbing, GIL-free {gil['forward_ms']:g} ms forward, switch {float(switch):g} ms: "
+                         f"FPS at {gil['rate_hz']:g} Hz (forward p90 x)",
+                         f"{gil['fps'][switch]:.1f} ({gil['forward_stretch_p90'][switch]:.2f})", "-", None))
     steps = []
     if (folder / "steps.tsv").is_file():
         with open(folder / "steps.tsv") as f:

@@ -1,6 +1,6 @@
 """Every benchmark of the performance issue in one run (`make bench`), CPU-sized:
-point cloud packing, text cache, node over DDS (tiny, short stream), model speed (tiny,
-fp32 and bf16 only). Ends with one table of every ratio and its target.
+point cloud packing, text cache, node over DDS (tiny, short stream), the node's plumbing
+at 120 Hz with a GIL-free stand-in forward, model speed (tiny, fp32 and bf16 only). Ends with one table of every ratio and its target.
 
 A benchmark that crashes is reported and makes the exit status 1; a missed target is
 reported in the table (benchmarks measure, they do not gate). A few minutes on 2 cores.
@@ -36,6 +36,7 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu", help="device for node_bench and model_speed (default %(default)s)")
     args = parser.parse_args(argv)
 
+    import gil_bench
     import model_speed
     import node_bench
     import pointcloud_bench
@@ -70,6 +71,13 @@ def main(argv=None):
         rows.append(("node", "frames sent / received by node / published / dropped",
                      f"{st['sent']}/{st['node_received']}/{st['node_published']}/{st['node_dropped']}", "-", None))
         rows.append(("node", f"end-to-end FPS under the {st['rate_hz']:g} Hz stream (info)", st["fps"], "-", None))
+
+    gil = run("node plumbing, GIL-free forward", lambda: gil_bench.main(["--seconds", "3", "--forward-ms", "5.6"]),
+              failures)
+    if gil:
+        for switch in (gil["default_switch_ms"], gil["node_switch_ms"]):
+            rows.append(("node", f"plumbing at {gil['rate_hz']:g} Hz, 480x640, GIL-free {gil['forward_ms']:g} ms forward, "
+                         f"switch interval {switch:g} ms: FPS (info)", gil["fps"][str(switch)], "-", None))
 
     ms = run("model speed", lambda: model_speed.main(
         ["--config", "tiny", "--device", args.device, "--modes", "fp32,fp16", "--repeats", "3"]), failures)
