@@ -130,7 +130,7 @@ class BenchClient:
               f"{None if received is None else sent - received}; depth received here {len(outputs)}")
         print(f"[node] output age under the {rate:g} Hz stream: {fmt(d_age)}")
         print(f"[node] node forward under the stream (its diagnostics, mean of last 50): "
-              f"{after.get('forward_ms_mean', '?')} ms")
+              f"{after.get('forward_ms_mean', '?')} ms (on the GPU's clock: {after.get('forward_gpu_ms_mean', '?')} ms)")
         print(f"[node] no backlog at {rate:g} Hz: max age / (2 x bare forward {two_fwd:.1f} ms) = {max_ratio:.3f} "
               f"({verdict(max_ratio, 1.0)}); outputs older than 2 x forward: {over}/{len(ages)}")
         print(f"[node] end-to-end FPS under the {rate:g} Hz stream: {fps:.2f} "
@@ -138,7 +138,8 @@ class BenchClient:
         return {"rate_hz": rate, "seconds": end_pub - start, "sent": sent, "node_received": received,
                 "node_published": published, "node_dropped": dropped, "outputs": len(outputs), "age": d_age,
                 "two_forward_ms": two_fwd, "max_age_over_two_forward": max_ratio, "outputs_over_two_forward": over,
-                "fps": fps, "node_forward_ms_mean": after.get("forward_ms_mean")}
+                "fps": fps, "node_forward_ms_mean": after.get("forward_ms_mean"),
+                "node_forward_gpu_ms_mean": after.get("forward_gpu_ms_mean")}
 
     def close(self):
         self.executor.shutdown()

@@ -32,6 +32,8 @@ def test_fp16_on_cuda_matches_fp32_and_keeps_float32_outputs(tmp_path):
     assert np.abs(out.depth - ref.depth).max() < 0.1
     cpu = DepthEstimator(checkpoint=ckpt, device="cpu").predict(rgb, "a bedroom")
     assert np.abs(cpu.depth - ref.depth).max() < 1e-2
+    # the GPU's own clock for the same span: within the wall-clock forward, never absent
+    assert 0.0 < out.device_ms <= out.forward_ms + 0.5 and cpu.device_ms is None
 
 
 @cuda

@@ -8,6 +8,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -72,7 +73,10 @@ class Prediction:
     depth: np.ndarray  # float32 [H, W], metres along the optical axis
     uncertainty: np.ndarray  # float32 [H, W], std of the bin distribution (metres)
     depth_range: tuple  # (d_min, d_max) of this frame's bins
-    forward_ms: float  # model time incl. transfers
+    forward_ms: float  # model time incl. transfers (wall clock, in the calling thread)
+    # CUDA only: the same span on the GPU's clock (events around upload..copy back). Beside
+    # forward_ms it tells a slow GPU from a thread that waited for the GIL or the host.
+    device_ms: Optional[float] = None
 
 
 class ServingModel:
@@ -134,6 +138,7 @@ class DepthEstimator(ServingModel):
         self._network = torch.compile(self.model, dynamic=False) if compile else self.model
         self.graphs = None
         self.graph_note = ""
+        self._events = None  # CUDA timing events, made on first use
         if cuda_graphs and self.device.type == "cuda":
             self.graphs = GraphCache(self._program, self.device, max_sizes=graph_sizes)
         elif cuda_graphs:
@@ -169,19 +174,32 @@ class DepthEstimator(ServingModel):
     @torch.inference_mode()
     def predict(self, rgb: np.ndarray, text: str = "") -> Prediction:
         start = time.perf_counter()
+        cuda = self.device.type == "cuda"
+        if cuda:
+            begin, end = self._timing_events()
+            begin.record()
         flat = self.device_forward(rgb, text)
         height, width = rgb.shape[:2]
-        if self.device.type == "cuda":  # one copy into pinned memory, one wait
+        device_ms = None
+        if cuda:  # one copy into pinned memory, one wait
             out = torch.empty(flat.shape, dtype=torch.float32, pin_memory=True)
             out.copy_(flat, non_blocking=True)
+            end.record()
             torch.cuda.current_stream(self.device).synchronize()
+            device_ms = begin.elapsed_time(end)
         else:
             out = flat
         values = out.numpy()  # keeps `out` alive as long as the arrays live
         n = height * width
         depth, uncertainty = values[:n].reshape(height, width), values[n:2 * n].reshape(height, width)
         d_min, d_max = (float(v) for v in values[2 * n:2 * n + 2])
-        return Prediction(depth, uncertainty, (d_min, d_max), (time.perf_counter() - start) * 1000.0)
+        return Prediction(depth, uncertainty, (d_min, d_max), (time.perf_counter() - start) * 1000.0, device_ms)
+
+    def _timing_events(self):
+        """One pair of timing events, reused (predict runs on one thread at a time)."""
+        if self._events is None:
+            self._events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+        return self._events
 
     @torch.inference_mode()
     def device_forward(self, rgb: np.ndarray, text: str = "") -> torch.Tensor:

@@ -322,7 +322,7 @@ class DepthNode(Node):
             if self.pub_preview.get_subscription_count() > 0:  # colorizing costs; skip when unwatched
                 d_max = params["max_range"] or self.estimator.depth_limits[1]
                 self.pub_preview.publish(numpy_to_image(colorize_depth(depth, 0.0, d_max), "rgb8", header))
-        self.stats.record(time.monotonic() - received, pred.forward_ms, text)
+        self.stats.record(time.monotonic() - received, pred.forward_ms, text, pred.device_ms)
 
     def _depth_camera_info(self, header, height, width):
         info = self._camera_info

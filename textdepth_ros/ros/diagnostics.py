@@ -27,16 +27,25 @@ class NodeStats:
         self.counts = {"too_large": 0, "too_small": 0, "text_updates": 0}
         self._latencies = deque(maxlen=WINDOW)
         self._forwards = deque(maxlen=WINDOW)
+        self._device_forwards = deque(maxlen=WINDOW)  # CUDA: GPU time of the same frames
         self._times = deque(maxlen=WINDOW)
 
-    def record(self, latency_s: float, forward_ms: float, text: str) -> None:
+    def record(self, latency_s: float, forward_ms: float, text: str, device_ms: float = None) -> None:
         with self._lock:
             self.published += 1
             self.forward_ms = forward_ms
             self.text = text
             self._latencies.append(latency_s * 1000.0)
             self._forwards.append(forward_ms)
+            if device_ms is not None:
+                self._device_forwards.append(device_ms)
             self._times.append(time.monotonic())
+
+    def device_forward_mean(self):
+        """Mean GPU time of the last frames' forwards (ms), None off CUDA."""
+        with self._lock:
+            values = list(self._device_forwards)
+        return sum(values) / len(values) if values else None
 
     def count(self, name: str) -> None:
         with self._lock:
@@ -58,6 +67,7 @@ class NodeStats:
 def diagnostic_array(node, stamp) -> DiagnosticArray:
     stats, estimator = node.stats, node.estimator
     rate, latency, latency_max, forward_mean = stats.window()
+    device_mean = stats.device_forward_mean()
     untrained = bool(estimator.untrained) if estimator else True
     values = {
         "frames_received": node.slot.received,
@@ -74,6 +84,8 @@ def diagnostic_array(node, stamp) -> DiagnosticArray:
         "latency_ms_max": f"{latency_max:.1f}",
         "forward_ms_last": f"{stats.forward_ms:.1f}",
         "forward_ms_mean": f"{forward_mean:.1f}",
+        # CUDA: the forward on the GPU's clock; forward - this = waiting for the host or the GIL
+        "forward_gpu_ms_mean": "-" if device_mean is None else f"{device_mean:.1f}",
         "encoder_calls": estimator.encoder_calls if estimator else 0,
         "device": str(estimator.device) if estimator else "",
         "model": estimator.describe() if estimator else "loading",
