@@ -72,7 +72,8 @@ def shift_mask(hp: int, wp: int, window: int, shift: int, device) -> torch.Tenso
         ids = window_partition(region[None, :, :, None], window)[..., 0]  # [nW, N]
         differs = ids[:, None, :] != ids[:, :, None]
         mask = torch.zeros(differs.shape, device=device).masked_fill(differs, SHIFT_MASK_VALUE)
-        _shift_masks[key] = mask
+        if type(mask) is torch.Tensor:  # not a tracer's stand-in (torch.export's FakeTensor): that
+            _shift_masks[key] = mask  # one cached would poison every later eager forward
     return mask
 
 
