@@ -1,6 +1,7 @@
 """Every benchmark of the performance issue in one run (`make bench`), CPU-sized:
 point cloud packing, text cache, node over DDS (tiny, short stream), the node's plumbing
-at 120 Hz with a GIL-free stand-in forward, model speed (tiny, fp32 and bf16 only). Ends with one table of every ratio and its target.
+at 120 Hz with a GIL-free stand-in forward, the onnxruntime backend against torch, model
+speed (tiny, fp32 and bf16 only). Ends with one table of every ratio and its target.
 
 A benchmark that crashes is reported and makes the exit status 1; a missed target is
 reported in the table (benchmarks measure, they do not gate). A few minutes on 2 cores.
@@ -39,6 +40,7 @@ def main(argv=None):
     import gil_bench
     import model_speed
     import node_bench
+    import onnx_bench
     import pointcloud_bench
     import text_cache_bench
 
@@ -78,6 +80,11 @@ def main(argv=None):
         for switch in (gil["default_switch_ms"], gil["node_switch_ms"]):
             rows.append(("node", f"plumbing at {gil['rate_hz']:g} Hz, 480x640, GIL-free {gil['forward_ms']:g} ms forward, "
                          f"switch interval {switch:g} ms: FPS (info)", gil["fps"][str(switch)], "-", None))
+
+    ox = run("onnxruntime backend", lambda: onnx_bench.main(["--repeats", "4"]), failures)
+    if ox:
+        rows.append(("node", f"backend onnxruntime / torch, predict time (tiny 480x640 cpu fp32; max rel. depth "
+                     f"diff {ox['max_rel_diff']:.1e}) (info)", ox["ratio"], "-", None))
 
     ms = run("model speed", lambda: model_speed.main(
         ["--config", "tiny", "--device", args.device, "--modes", "fp32,fp16", "--repeats", "3"]), failures)
