@@ -176,16 +176,17 @@ class DepthEstimator(ServingModel):
         start = time.perf_counter()
         cuda = self.device.type == "cuda"
         if cuda:
+            stream = torch.cuda.current_stream(self.device)  # the model's GPU, not the current one
             begin, end = self._timing_events()
-            begin.record()
+            begin.record(stream)
         flat = self.device_forward(rgb, text)
         height, width = rgb.shape[:2]
         device_ms = None
         if cuda:  # one copy into pinned memory, one wait
             out = torch.empty(flat.shape, dtype=torch.float32, pin_memory=True)
             out.copy_(flat, non_blocking=True)
-            end.record()
-            torch.cuda.current_stream(self.device).synchronize()
+            end.record(stream)
+            stream.synchronize()
             device_ms = begin.elapsed_time(end)
         else:
             out = flat
