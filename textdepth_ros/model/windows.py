@@ -72,8 +72,10 @@ def shift_mask(hp: int, wp: int, window: int, shift: int, device) -> torch.Tenso
         ids = window_partition(region[None, :, :, None], window)[..., 0]  # [nW, N]
         differs = ids[:, None, :] != ids[:, :, None]
         mask = torch.zeros(differs.shape, device=device).masked_fill(differs, SHIFT_MASK_VALUE)
-        if type(mask) is torch.Tensor:  # not a tracer's stand-in (torch.export's FakeTensor): that
-            _shift_masks[key] = mask  # one cached would poison every later eager forward
+        # Cache real tensors only: a tracer's stand-in (torch.export's FakeTensor) would poison
+        # every later eager forward, and memory from a CUDA graph's private pool is not ours.
+        if type(mask) is torch.Tensor and not (mask.is_cuda and torch.cuda.is_current_stream_capturing()):
+            _shift_masks[key] = mask
     return mask
 
 
