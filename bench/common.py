@@ -8,6 +8,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 
+def add_model_arguments(parser, device: str = "auto", device_help: str = "auto, cpu, cuda, cuda:N",
+                        config: bool = True) -> None:
+    """The options every model benchmark shares: --config, --device, --height, --width."""
+    if config:
+        parser.add_argument("--config", default="tiny", help="model config (default %(default)s)")
+    parser.add_argument("--device", default=device, help=f"{device_help} (default %(default)s)")
+    add_size_arguments(parser)
+
+
+def add_size_arguments(parser) -> None:
+    parser.add_argument("--height", type=int, default=480, help="image height (default %(default)s)")
+    parser.add_argument("--width", type=int, default=640, help="image width (default %(default)s)")
+
+
 def time_calls(fn, repeats: int, warmup: int = 1, sync=None) -> list:
     """Seconds per call of fn(), after `warmup` untimed calls."""
     for _ in range(warmup):

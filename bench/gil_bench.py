@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import dist, fmt
+from common import add_size_arguments, dist, fmt
 
 FEEDER_READY = "feeder ready"
 
@@ -169,8 +169,7 @@ def main(argv=None):
                              "0: the plumbing's own image -> depth latency)")
     parser.add_argument("--rate", type=float, default=120.0, help="camera rate in Hz (default %(default)s)")
     parser.add_argument("--seconds", type=float, default=5.0, help="stream length per run (default %(default)s)")
-    parser.add_argument("--height", type=int, default=480, help="image height (default %(default)s)")
-    parser.add_argument("--width", type=int, default=640, help="image width (default %(default)s)")
+    add_size_arguments(parser)
     parser.add_argument("--node-ms", type=float, default=0.5,
                         help="the node's switch interval to compare (default %(default)s)")
     parser.add_argument("--json", help="also write the results to this JSON file")

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 import torch
-from common import summary, time_calls
+from common import add_model_arguments, summary, time_calls
 from profiling import count_ops, uncaptured_forward
 
 from textdepth_ros.inference import DepthEstimator, resolve_device
@@ -83,10 +83,7 @@ def run_mode(model, mode, rgb, text, device, repeats, profile_ops, reference, co
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="tiny", help="model config (default %(default)s)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda (default %(default)s)")
-    parser.add_argument("--height", type=int, default=480, help="input height (default %(default)s)")
-    parser.add_argument("--width", type=int, default=640, help="input width (default %(default)s)")
+    add_model_arguments(parser)
     parser.add_argument("--repeats", type=int, default=20, help="timed forwards per mode (default %(default)s)")
     parser.add_argument("--modes", default="fp32,fp16,graph_fp32,graph_fp16",
                         help="comma list of %s (default %%(default)s)" % ", ".join(MODES))

@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import dist, fmt, verdict
+from common import add_size_arguments, dist, fmt, verdict
 
 from textdepth_ros.ros.node_process import READY_LINE, NodeProcess, depth_node_argv
 
@@ -56,8 +56,7 @@ def parse_args(argv):
                         help="CUDA graphs in the node and here (default on; no-op on CPU)")
     parser.add_argument("--compile-cache", default="",
                         help="torch.compile cache folder for the node and here (default: the node's default)")
-    parser.add_argument("--height", type=int, default=480, help="image height (default %(default)s)")
-    parser.add_argument("--width", type=int, default=640, help="image width (default %(default)s)")
+    add_size_arguments(parser)
     parser.add_argument("--frames", type=int, default=12, help="timed one-at-a-time frames (default %(default)s)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed frames first (default %(default)s)")
     parser.add_argument("--rate", default="30", help="stream rate(s) in Hz, comma-separated (default %(default)s)")

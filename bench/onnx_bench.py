@@ -11,15 +11,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import dist, fmt
+from common import add_model_arguments, dist, fmt
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="tiny", help="model config (default %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu, or cuda for onnxruntime's GPU providers (default %(default)s)")
-    parser.add_argument("--height", type=int, default=480, help="image height (default %(default)s)")
-    parser.add_argument("--width", type=int, default=640, help="image width (default %(default)s)")
+    add_model_arguments(parser, device="cpu", device_help="cpu, or cuda for onnxruntime's GPU providers")
     parser.add_argument("--repeats", type=int, default=6, help="timed calls per backend (default %(default)s)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
