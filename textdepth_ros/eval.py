@@ -18,7 +18,6 @@ leaves no partial results). --compare prints the paper's Table 1 beside the resu
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 from torch.utils.data import Subset
 from tqdm import tqdm
 
+from textdepth_ros.atomic_io import atomic_files
 from textdepth_ros.data.dataset import ListDataset, Loader, MatDataset
 from textdepth_ros.data.nyu import load_depth, read_list
 from textdepth_ros.data.scene_text import SceneText
@@ -182,14 +182,9 @@ def write_results(out: Path, metrics: dict, per_image) -> None:
     for name, m in per_image:
         writer.writerow([name, *(f"{m[k]:.6f}" for k in METRIC_NAMES)])
     summary = json.dumps({k: metrics[k] for k in (*METRIC_NAMES, "count")}, indent=2) + "\n"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for name, text in (("per_image.csv", table.getvalue()), ("results.json", summary)):
-            tmp = out / f".{name}.tmp"
-            tmp.write_text(text)
-            os.replace(tmp, out / name)
-    except OSError as exc:
-        raise UserError(f"cannot write the results to {out}: {exc.strerror or exc}") from None
+    with atomic_files(out / "per_image.csv", out / "results.json", what="results") as (csv_tmp, json_tmp):
+        csv_tmp.write_text(table.getvalue())
+        json_tmp.write_text(summary)
 
 
 def compare_table(metrics: dict) -> str:

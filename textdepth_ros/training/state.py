@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from textdepth_ros.atomic_io import fsync_path
 from textdepth_ros.errors import UserError
 from textdepth_ros.model.checkpoint import load_checkpoint, save_checkpoint
 
@@ -31,14 +32,6 @@ STAGED = ".new"
 def file_sha256(path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _fsync(path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def rng_states() -> dict:
@@ -78,11 +71,10 @@ def save_last(out_dir, model, optimizer, scheduler, scaler, progress: dict, extr
         "weights_sha256": file_sha256(staged_weights),
     }
     torch.save(state, staged_state)
-    for path in (staged_weights, staged_state):
-        _fsync(path)
+    fsync_path(staged_state)  # the weights were fsynced by save_checkpoint's atomic write
     os.replace(staged_weights, weights)  # from here until the next line the pair is split;
     os.replace(staged_state, state_path)  # load_last completes it from the staged state
-    _fsync(out_dir)
+    fsync_path(out_dir)
 
 
 def _read_state(path) -> dict:
