@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from textdepth_ros.atomic_io import atomic_files
+from textdepth_ros.image_limits import check_min_side
+
 MAX_REL_DIFF = 1e-3
 INPUTS, OUTPUTS = ("image", "text_embedding"), ("depth", "uncertainty", "depth_range")
 
@@ -63,17 +66,12 @@ def export_onnx(model, path, height: int, width: int, opset: int = 18) -> dict:
     import onnx
     import torch
 
-    if height < 32 or width < 32:
-        from textdepth_ros.errors import UserError
-
-        raise UserError(f"--height and --width must be at least 32, got {height}x{width}")
+    check_min_side(height, width, what="--width x --height")  # the network works at 1/32 of the image
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().to("cpu")
     image, embedding = example_inputs(model, height, width)
     names = list(INPUTS[: 2 if embedding is not None else 1])
     args = (image, embedding) if embedding is not None else (image,)
-    tmp = path.with_name(path.name + ".tmp")
     # The text tower is not traced (the embedding is an input), so none of its weights
     # end up in the file: the exporter keeps only the initializers the graph uses.
     with torch.no_grad():
@@ -86,8 +84,8 @@ def export_onnx(model, path, height: int, width: int, opset: int = 18) -> dict:
     metadata["textdepth_opset"] = str(next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset))
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
-    onnx.save(proto, str(tmp))
-    tmp.replace(path)  # never a half-written file at `path`
+    with atomic_files(path, what="ONNX file") as (tmp,):  # never a half-written file at `path`
+        onnx.save(proto, str(tmp))
     return metadata
 
 

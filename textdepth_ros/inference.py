@@ -68,6 +68,12 @@ def compile_cache_dir(path: str = "") -> str:
     return chosen
 
 
+def check_rgb(rgb: np.ndarray) -> None:
+    """What every estimator's predict takes: HxWx3 uint8 RGB."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise UserError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+
+
 @dataclass
 class Prediction:
     depth: np.ndarray  # float32 [H, W], metres along the optical axis
@@ -207,8 +213,7 @@ class DepthEstimator(ServingModel):
         """The forward without the copy back: the flat outputs (see pack_outputs) on the
         device, possibly still being computed. Valid until the next call (a CUDA graph
         reuses its output buffer)."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise UserError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+        check_rgb(rgb)
         host = torch.from_numpy(np.ascontiguousarray(rgb))
         flat = None
         if self.uses_cuda_graphs:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from textdepth_ros.errors import UserError
-from textdepth_ros.inference import Prediction, ServingModel
+from textdepth_ros.inference import Prediction, ServingModel, check_rgb
 
 log = logging.getLogger("textdepth_ros.onnx_runtime")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -66,7 +66,8 @@ class OnnxDepthEstimator(ServingModel):
             model, _ = load_checkpoint(checkpoint)
             self.untrained = False
         else:
-            model = build_model(config, pretrained=True)
+            model = build_model(config, pretrained=False)  # the network's weights stay unused here:
+            model.load_pretrained(parts=("text_encoder",))  # only CLIP's are needed
             self.untrained = True
         exported = {k: v for k, v in meta["config"].items() if k != "name"}
         if exported != {k: v for k, v in model.config.items() if k != "name"}:
@@ -75,7 +76,9 @@ class OnnxDepthEstimator(ServingModel):
         # Only the text tower is kept: the network itself runs in onnxruntime.
         self.model = SimpleNamespace(text_encoder=model.text_encoder, config=model.config, variant=model.variant,
                                      uses_text=model.uses_text)
-        self.model.encode_text = model.encode_text if model.uses_text else None
+        # The encoder itself, not model.encode_text: a bound method would keep the whole
+        # network alive beside the onnxruntime session.
+        self.model.encode_text = model.text_encoder if model.uses_text else None
         del model
         self._adopt_config(self.model.config)
         self.providers = self.session.get_providers()
@@ -92,8 +95,7 @@ class OnnxDepthEstimator(ServingModel):
 
     def predict(self, rgb: np.ndarray, text: str = "") -> Prediction:
         start = time.perf_counter()
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise UserError(f"expected an HxWx3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+        check_rgb(rgb)
         height, width = rgb.shape[:2]
         resized = (height, width) != self.size
         if resized:

@@ -28,6 +28,7 @@ STRIDE = 32  # the backbone's coarsest reduction
 
 # Top-level modules, in the order `textdepth info` reports them.
 PARTS = ("backbone", "text_encoder", "trca", "decoder", "tbcp", "head")
+PRETRAINED_PARTS = ("backbone", "text_encoder")  # parts with ImageNet / CLIP weights of their own
 
 
 class TextDepthNet(nn.Module):
@@ -104,7 +105,7 @@ class TextDepthNet(nn.Module):
             "depth_range": depth_range,
         }
 
-    def load_pretrained(self, parts=("backbone", "text_encoder")) -> dict:
+    def load_pretrained(self, parts=PRETRAINED_PARTS) -> dict:
         """Load the pretrained weights the config names (Swin, CLIP) into `parts`.
         Returns a report keyed by the parts that loaded something."""
         report = {}

@@ -10,8 +10,7 @@ import torch
 from textdepth_ros.errors import CheckpointError
 from textdepth_ros.model.checkpoint import read_checkpoint
 from textdepth_ros.model.config import variant_name
-
-PRETRAINED_PARTS = ("backbone", "text_encoder")  # parts with ImageNet / CLIP weights of their own
+from textdepth_ros.model.network import PRETRAINED_PARTS
 
 
 def _per_module(keys, tensors) -> dict:
