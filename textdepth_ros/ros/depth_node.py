@@ -34,7 +34,7 @@ from textdepth_ros.ros.pointcloud import depth_to_pointcloud2, invalid_to_nan, n
 from textdepth_ros.ros.publish_queue import PublishQueue
 from textdepth_ros.ros.python_logging import forward_package_logging
 from textdepth_ros.ros.spinning import run_node
-from textdepth_ros.ros.text_input import TextChangeLog, clean_text
+from textdepth_ros.ros.text_input import CONTEXT_LENGTH, TextChangeLog, clean_text
 
 NODE_NAME = "depth_node"
 THROTTLE_S = 5.0  # at most one line per kind of bad input every few seconds
@@ -122,7 +122,7 @@ class DepthNode(Node):
         self._text = self.params["default_text"]
         self._text_log = TextChangeLog(THROTTLE_S)
         self._tokenizer = None
-        self._context_length = 77
+        self._context_length = CONTEXT_LENGTH
         self._last_warned = {}
         self._diagnostics_timer = self._text_log_timer = None
 
@@ -150,7 +150,7 @@ class DepthNode(Node):
         self.estimator = self._load_estimator(p)  # a CUDA fallback warns through logging
         encoder = getattr(self.estimator.model, "text_encoder", None)
         self._tokenizer = getattr(encoder, "tokenizer", None)
-        self._context_length = getattr(encoder, "context_length", 77)
+        self._context_length = getattr(encoder, "context_length", CONTEXT_LENGTH)
         self._text = self._clean(p["default_text"]) or "an indoor scene"
         self.get_logger().info(f"model: {self.estimator.describe()}")
         if self.estimator.untrained:
@@ -232,7 +232,11 @@ class DepthNode(Node):
         self._camera_info = msg
 
     def on_text(self, msg: String) -> None:
-        text = self._clean(msg.data)
+        self._offer_text(msg.data)
+
+    def _offer_text(self, raw) -> None:
+        """`raw` becomes the current description if it is usable and new."""
+        text = self._clean(raw)
         if text is not None and text != self._text:
             self._set_text(text)
 
@@ -255,9 +259,7 @@ class DepthNode(Node):
         if "diagnostics_period" in changed and self._diagnostics_timer is not None:
             set_timer_period(self._diagnostics_timer, changed["diagnostics_period"])
         if "default_text" in changed:
-            text = self._clean(changed["default_text"])
-            if text is not None and text != self._text:
-                self._set_text(text)
+            self._offer_text(changed["default_text"])
         self.get_logger().info("parameters set: " + ", ".join(f"{k}={v!r}" for k, v in changed.items()))
 
     def _clean(self, raw):

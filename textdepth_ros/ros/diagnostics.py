@@ -41,33 +41,29 @@ class NodeStats:
                 self._device_forwards.append(device_ms)
             self._times.append(time.monotonic())
 
-    def device_forward_mean(self):
-        """Mean GPU time of the last frames' forwards (ms), None off CUDA."""
-        with self._lock:
-            values = list(self._device_forwards)
-        return sum(values) / len(values) if values else None
-
     def count(self, name: str) -> None:
         with self._lock:
             self.counts[name] += 1
 
     def window(self):
-        """(rate Hz, mean latency ms, max latency ms, mean forward ms) over the last frames."""
+        """(rate Hz, mean latency ms, max latency ms, mean forward ms, mean forward on the
+        GPU's clock ms or None off CUDA) over the last frames."""
         with self._lock:
             lat, times, forwards = list(self._latencies), list(self._times), list(self._forwards)
+            devices = list(self._device_forwards)
+        device_mean = sum(devices) / len(devices) if devices else None
         if not lat:
-            return 0.0, 0.0, 0.0, 0.0
+            return 0.0, 0.0, 0.0, 0.0, device_mean
         span = times[-1] - times[0] if len(times) > 1 else 0.0
         rate = (len(times) - 1) / span if span > 0 else 0.0
         if times and time.monotonic() - times[-1] > 5.0:
             rate = 0.0  # no frames lately
-        return rate, sum(lat) / len(lat), max(lat), sum(forwards) / len(forwards)
+        return rate, sum(lat) / len(lat), max(lat), sum(forwards) / len(forwards), device_mean
 
 
 def diagnostic_array(node, stamp) -> DiagnosticArray:
     stats, estimator = node.stats, node.estimator
-    rate, latency, latency_max, forward_mean = stats.window()
-    device_mean = stats.device_forward_mean()
+    rate, latency, latency_max, forward_mean, device_mean = stats.window()
     untrained = bool(estimator.untrained) if estimator else True
     values = {
         "frames_received": node.slot.received,

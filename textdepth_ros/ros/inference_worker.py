@@ -14,8 +14,8 @@ from textdepth_ros.ros.frame_slot import LatestSlot
 
 
 class InferenceWorker:
-    def __init__(self, handle, on_error, name: str = "depth_inference", slot: LatestSlot = None):
-        self.slot = slot if slot is not None else LatestSlot()
+    def __init__(self, handle, on_error, slot: LatestSlot, name: str = "depth_inference"):
+        self.slot = slot
         self._handle, self._on_error = handle, on_error
         self._name = name
         self._stop = threading.Event()

@@ -55,13 +55,11 @@ class ManagedDepthNode(DepthNode, LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.stop_serving()
-        self.release_model()
+        shut_down(self)
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.stop_serving()
-        self.release_model()
+        shut_down(self)
         return TransitionCallbackReturn.SUCCESS
 
     # ------------------------------------------------------------------------------
@@ -104,6 +102,7 @@ def announce(node) -> None:
 
 
 def shut_down(node, hurry=None) -> bool:
+    """Stop serving, then free the model (shutdown and error transitions, and process exit)."""
     finished = node.stop_serving(hurry)
     node.release_model()
     return finished

@@ -82,9 +82,6 @@ class NodeProcess:
 
     def send_signal(self, sig) -> None:
         """`sig` to the process, or to its whole group with `new_session` (a terminal's Ctrl-C)."""
-        self._signal(sig)
-
-    def _signal(self, sig) -> None:
         self._shm |= fastdds_files_of(self.pid)
         try:
             os.killpg(self.pid, sig) if self._group else self.proc.send_signal(sig)
@@ -95,7 +92,7 @@ class NodeProcess:
         """SIGINT and wait for the exit code; a process that hangs is killed and
         TimeoutExpired raised (a clean shutdown is what the caller is checking)."""
         if self.alive():
-            self._signal(signal.SIGINT)
+            self.send_signal(signal.SIGINT)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -105,13 +102,13 @@ class NodeProcess:
     def stop(self, timeout: float = 15.0) -> int:
         """SIGINT, then SIGKILL after `timeout`; never raises. Returns the exit code."""
         if self.alive() and timeout > 0:
-            self._signal(signal.SIGINT)
+            self.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
         if self.alive() or self._group:
-            self._signal(signal.SIGKILL)  # with a group: grandchildren that survived too
+            self.send_signal(signal.SIGKILL)  # with a group: grandchildren that survived too
         if self.alive():
             self.proc.wait(10)
         self.cleanup()
