@@ -143,10 +143,10 @@ def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=t["amp"] == "fp16")  # bf16 needs no scaling
     progress = {"step": 0, "epoch": 0, "batch": 0, "best": {}}
     if resume:
-        if ctx.is_main:
-            state.check_pair(out)  # completes an interrupted save before the others read it
+        # rank 0 completes an interrupted save before the others read it (and reads it once)
+        checked = state.check_pair(out) if ctx.is_main else None
         ctx.barrier()
-        progress = state.load_last(out, model, optimizer, scheduler, scaler, ctx.device)
+        progress = state.load_last(out, model, optimizer, scheduler, scaler, ctx.device, checked)
     texts = Counter(train_set.text(i) for i in range(len(train_set)))
     text_table = TextTable(model, texts) if model.uses_text else None
     ddp = distributed.wrap_model(model, ctx, t["sync_bn"])

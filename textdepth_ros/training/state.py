@@ -130,9 +130,10 @@ def check_pair(out_dir) -> dict:
                     f"(start without --resume, or put back a matching pair)")
 
 
-def load_last(out_dir, model, optimizer, scheduler, scaler, device) -> dict:
-    """Restore everything save_last wrote (after check_pair); returns the progress dict."""
-    state = check_pair(out_dir)
+def load_last(out_dir, model, optimizer, scheduler, scaler, device, checked: dict = None) -> dict:
+    """Restore everything save_last wrote; returns the progress dict. `checked`: what this
+    process's check_pair(out_dir) already returned (else it is checked here)."""
+    state = checked if checked is not None else check_pair(out_dir)
     load_checkpoint(Path(out_dir) / WEIGHTS, model=model, device=device)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -15,14 +15,13 @@ class TextTable:
     """texts -> [B, C] embeddings, looked up in a table built once."""
 
     def __init__(self, model, texts):
-        net = model.module if hasattr(model, "module") else model
         distinct = sorted(set(texts))
         self.index = {text: i for i, text in enumerate(distinct)}
-        net.text_encoder.clear_cache()  # every text encoded here, in these chunks
+        model.text_encoder.clear_cache()  # every text encoded here, in these chunks
         with torch.no_grad():
-            self.embeddings = torch.cat([net.encode_text(distinct[i:i + CHUNK]).clone()
+            self.embeddings = torch.cat([model.encode_text(distinct[i:i + CHUNK]).clone()
                                          for i in range(0, len(distinct), CHUNK)])
-        net.text_encoder.clear_cache()
+        model.text_encoder.clear_cache()
 
     def __call__(self, texts) -> torch.Tensor:
         return self.embeddings[[self.index[text] for text in texts]]
