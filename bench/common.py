@@ -8,11 +8,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 
-def add_model_arguments(parser, device: str = "auto", device_help: str = "auto, cpu, cuda, cuda:N",
-                        config: bool = True) -> None:
+def add_model_arguments(parser, device: str = "auto", device_help: str = "auto, cpu, cuda, cuda:N") -> None:
     """The options every model benchmark shares: --config, --device, --height, --width."""
-    if config:
-        parser.add_argument("--config", default="tiny", help="model config (default %(default)s)")
+    parser.add_argument("--config", default="tiny", help="model config (default %(default)s)")
     parser.add_argument("--device", default=device, help=f"{device_help} (default %(default)s)")
     add_size_arguments(parser)
 
@@ -39,9 +37,23 @@ def time_calls(fn, repeats: int, warmup: int = 1, sync=None) -> list:
 
 
 def summary(times) -> str:
-    ms = sorted(t * 1000 for t in times)
-    p90 = ms[min(len(ms) - 1, int(round(0.9 * (len(ms) - 1))))]
-    return f"median {statistics.median(ms):.2f} ms, p90 {p90:.2f} ms, n={len(ms)}"
+    d = dist(times)
+    return f"median {d['median_ms']:.2f} ms, p90 {d['p90_ms']:.2f} ms, n={d['n']}"
+
+
+def ros_environment(tmp: Path) -> None:
+    """ROS 2 on loopback in a domain of its own, logs under `tmp`, the node's shared-memory
+    Fast DDS profile; before rclpy is imported (child processes inherit all of it)."""
+    import os
+    import random
+
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ["ROS_DOMAIN_ID"] = os.environ.get("TEXTDEPTH_BENCH_DOMAIN_ID") or str(random.randint(100, 200))
+    os.environ["ROS_HOME"] = str(tmp / "ros_home")
+    (tmp / "ros_home").mkdir(parents=True, exist_ok=True)
+    from textdepth_ros.ros.fastdds_profile import use_shm_profile
+
+    use_shm_profile()
 
 
 def verdict(ratio: float, target: float, higher_is_better: bool = False) -> str:

@@ -19,8 +19,6 @@ Python's default. No GPU number comes from this: it shows the mechanism on this 
 """
 import argparse
 import json
-import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -28,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import add_size_arguments, dist, fmt
+from common import add_size_arguments, dist, fmt, ros_environment
 
 FEEDER_READY = "feeder ready"
 
@@ -38,6 +36,7 @@ def feeder(args) -> None:
     import numpy as np
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
+    from node_client import camera_info
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
     rclpy.init()
@@ -54,9 +53,7 @@ def feeder(args) -> None:
     h, w = args.height, args.width
     image = Image(height=h, width=w, encoding="rgb8", step=w * 3)
     image.data = np.random.default_rng(0).integers(0, 255, h * w * 3, dtype=np.uint8).tobytes()
-    f = 0.8 * w
-    info = CameraInfo(height=h, width=w, distortion_model="plumb_bob", d=[0.0] * 5,
-                      k=[f, 0.0, w / 2 - 0.5, 0.0, f, h / 2 - 0.5, 0.0, 0.0, 1.0])
+    info = camera_info(h, w)
     deadline = time.monotonic() + 60
     while (pub_image.get_subscription_count() == 0 or node.count_publishers("points") == 0) \
             and time.monotonic() < deadline:
@@ -179,11 +176,7 @@ def main(argv=None):
         return feeder(args)
 
     tmp = Path(tempfile.mkdtemp(prefix="textdepth_gil_bench_"))
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    os.environ["ROS_DOMAIN_ID"] = os.environ.get("TEXTDEPTH_BENCH_DOMAIN_ID") or str(random.randint(100, 200))
-    from textdepth_ros.ros.fastdds_profile import use_shm_profile
-
-    use_shm_profile()  # the node's own profile; the feeder inherits it through the environment
+    ros_environment(tmp)  # the node's own Fast DDS profile; the feeder inherits it
     before = sys.getswitchinterval()
     default_ms = before * 1000.0
     runs = {default_ms: [], args.node_ms: []}

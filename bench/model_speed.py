@@ -21,6 +21,7 @@ from common import add_model_arguments, summary, time_calls
 from profiling import count_ops, uncaptured_forward
 
 from textdepth_ros.inference import DepthEstimator, resolve_device
+from textdepth_ros.metrics import max_rel_diff
 from textdepth_ros.model import build_model
 
 MODES = ("fp32", "fp16", "bf16", "channels_last_fp16", "compile_fp16",
@@ -66,7 +67,7 @@ def run_mode(model, mode, rgb, text, device, repeats, profile_ops, reference, co
                       predict_median_ms=float(np.median(predict_times)) * 1e3)
         base = reference.get(mode_precision(mode))
         if base is not None and mode != mode_precision(mode):
-            result["max_rel_diff_vs_eager"] = float(np.max(np.abs(first.depth - base) / np.abs(base)))
+            result["max_rel_diff_vs_eager"] = max_rel_diff(first.depth, base)
         if profile_ops:
             result["ops_per_forward"] = count_ops(lambda: uncaptured_forward(estimator, rgb, text, sync), device)
             if estimator.uses_cuda_graphs:  # what the CPU does per frame with a graph: a few launches

@@ -20,43 +20,28 @@ random weights the bench writes a random-weight checkpoint first (~1.6 GB):
 """
 import argparse
 import json
-import os
 import queue
-import random
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from common import add_size_arguments, dist, fmt, verdict
+from common import add_model_arguments, dist, fmt, ros_environment, verdict
 
 from textdepth_ros.ros.node_process import READY_LINE, NodeProcess, depth_node_argv
 
 
-# -- environment: before rclpy is imported ---------------------------------------------
-def ros_environment(tmp: Path) -> None:
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    os.environ["ROS_DOMAIN_ID"] = os.environ.get("TEXTDEPTH_BENCH_DOMAIN_ID") or str(random.randint(100, 200))
-    os.environ["ROS_HOME"] = str(tmp / "ros_home")
-    (tmp / "ros_home").mkdir(parents=True, exist_ok=True)
-    from textdepth_ros.ros.fastdds_profile import use_shm_profile
-
-    use_shm_profile()  # the node picks the same profile up from the environment
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="tiny", help="model config (default %(default)s)")
+    add_model_arguments(parser)
     parser.add_argument("--checkpoint", help="checkpoint for both the node and the bare model "
                         "(default: a random-weight checkpoint of --config, written to a temp dir)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default %(default)s)")
     parser.add_argument("--fp16", action="store_true", help="half autocast (fp16 on CUDA, bf16 on CPU)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network, in the node and here")
     parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=True,
                         help="CUDA graphs in the node and here (default on; no-op on CPU)")
     parser.add_argument("--compile-cache", default="",
                         help="torch.compile cache folder for the node and here (default: the node's default)")
-    add_size_arguments(parser)
     parser.add_argument("--frames", type=int, default=12, help="timed one-at-a-time frames (default %(default)s)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed frames first (default %(default)s)")
     parser.add_argument("--rate", default="30", help="stream rate(s) in Hz, comma-separated (default %(default)s)")
@@ -143,17 +128,17 @@ def node_summary_lines(node) -> list:
 def profile_and_compare(estimator, model, rgb, args) -> dict:
     """Operators / kernels of one bare forward (uncaptured: the kernels a replay runs), and
     its depth against the eager forward of the same precision on the same image."""
-    import numpy as np
     import torch
 
     from profiling import count_ops, uncaptured_forward
     from textdepth_ros.inference import DepthEstimator
+    from textdepth_ros.metrics import max_rel_diff
 
     sync = torch.cuda.synchronize if estimator.device.type == "cuda" else None
     ops = count_ops(lambda: uncaptured_forward(estimator, rgb, args.text, sync), estimator.device)
     eager = DepthEstimator(model=model, device=str(estimator.device), fp16=args.fp16, cuda_graphs=False)
     ref = eager.predict(rgb, args.text).depth
-    diff = float(np.max(np.abs(estimator.predict(rgb, args.text).depth - ref) / np.abs(ref)))
+    diff = max_rel_diff(estimator.predict(rgb, args.text).depth, ref)
     print(f"[node] bare forward: per forward {ops}; max rel. depth difference vs eager {diff:.2e}")
     return {"ops_per_forward": ops, "max_rel_diff_vs_eager": diff}
 

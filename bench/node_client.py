@@ -13,6 +13,18 @@ from textdepth_ros.ros.conversions import numpy_to_image
 from textdepth_ros.ros.diagnostics import diagnostic_values
 
 
+def camera_info(height, width) -> CameraInfo:
+    """A pinhole camera of the bench's image size (focal length 0.8 x width)."""
+    f = 0.8 * width
+    info = CameraInfo()
+    info.height, info.width, info.distortion_model = height, width, "plumb_bob"
+    info.d = [0.0] * 5
+    info.k = [f, 0.0, width / 2 - 0.5, 0.0, f, height / 2 - 0.5, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [f, 0.0, width / 2 - 0.5, 0.0, 0.0, f, height / 2 - 0.5, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
 class BenchClient:
     def __init__(self, context, node, rgb, with_cloud: bool = True):
         import rclpy
@@ -32,7 +44,7 @@ class BenchClient:
             self.ros.create_subscription(PointCloud2, "points", self._collect("points"), 10)
         self.ros.create_subscription(DiagnosticArray, "/diagnostics",
                                      lambda m: self.diagnostics.update(diagnostic_values(m) or {}), 10)
-        self.info = self._camera_info(*rgb.shape[:2])
+        self.info = camera_info(*rgb.shape[:2])
         self.spin_until(lambda: self.pub_image.get_subscription_count() > 0 and self.ros.count_publishers("depth") > 0
                         and bool(self.diagnostics), 60, "the node to connect")
 
@@ -40,17 +52,6 @@ class BenchClient:
         def collect(msg):
             self.arrivals[topic][(msg.header.stamp.sec, msg.header.stamp.nanosec)] = time.monotonic()
         return collect
-
-    @staticmethod
-    def _camera_info(height, width) -> CameraInfo:
-        f = 0.8 * width
-        info = CameraInfo()
-        info.height, info.width, info.distortion_model = height, width, "plumb_bob"
-        info.d = [0.0] * 5
-        info.k = [f, 0.0, width / 2 - 0.5, 0.0, f, height / 2 - 0.5, 0.0, 0.0, 1.0]
-        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-        info.p = [f, 0.0, width / 2 - 0.5, 0.0, 0.0, f, height / 2 - 0.5, 0.0, 0.0, 0.0, 1.0, 0.0]
-        return info
 
     def spin_until(self, cond, timeout, what):
         deadline = time.monotonic() + timeout

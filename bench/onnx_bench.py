@@ -26,6 +26,7 @@ def main(argv=None):
 
     from textdepth_ros.export import export_onnx
     from textdepth_ros.inference import DepthEstimator
+    from textdepth_ros.metrics import max_rel_diff
     from textdepth_ros.model import build_model
     from textdepth_ros.model.checkpoint import save_checkpoint
     from textdepth_ros.onnx_runtime import OnnxDepthEstimator
@@ -42,7 +43,7 @@ def main(argv=None):
     rgb = (np.random.default_rng(0).random((args.height, args.width, 3)) * 255).astype(np.uint8)
     text = "a living room with a sofa"
     reference, candidate = torch_backend.predict(rgb, text), onnx_backend.predict(rgb, text)  # warm-up
-    diff = float(np.max(np.abs(candidate.depth - reference.depth) / np.abs(reference.depth)))
+    diff = max_rel_diff(candidate.depth, reference.depth)
     times = {"torch": [], "onnxruntime": []}
     for i in range(args.repeats):
         order = (("torch", torch_backend), ("onnxruntime", onnx_backend))

@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 from textdepth_ros.atomic_io import atomic_files
 from textdepth_ros.image_limits import check_min_side
+from textdepth_ros.metrics import max_rel_diff
 
 MAX_REL_DIFF = 1e-3
 INPUTS, OUTPUTS = ("image", "text_embedding"), ("depth", "uncertainty", "depth_range")
@@ -102,7 +102,7 @@ def compare_with_torch(model, path, height: int, width: int) -> float:
     if embedding is not None:
         feeds["text_embedding"] = embedding.numpy()
     depth = session.run(["depth"], feeds)[0]
-    return float(np.max(np.abs(depth - ref) / np.abs(ref)))
+    return max_rel_diff(depth, ref)
 
 
 def run(args) -> int:
