@@ -2,6 +2,8 @@
 # Every GPU number of the README in one run on a CUDA machine (README "Performance"):
 #   1. model speed, paper config 480x640: eager / CUDA graph per precision (fp32, fp16,
 #      bf16), graph vs eager difference, operators + kernels per forward (torch.profiler);
+#   1b. half precision with the matmul weights cast once vs cast by autocast per forward
+#      (bench/half_weights_bench.py): same depth, casts and kernels per forward, time;
 #   2. the CUDA tests (graph = eager, text change, LRU, capture-failure fallback, fp16);
 #   3. depth_node with CUDA graphs (fp16): e2e / bare ratio, 60 and 120 Hz streams;
 #   4. depth_node with torch.compile + CUDA graphs (fp16) from an EMPTY compile cache:
@@ -14,7 +16,7 @@
 #      drops: 4 already has the compile + graph forward);
 #   6. a summary table (summary.json).
 # Output: OUTDIR/{gpu.log, steps.tsv, model_paper.json, node_graph.json, node_compile.json,
-# model_paper_compile.json, gil.json, summary.json} (8 files, one folder).
+# model_paper_compile.json, gil.json, half.json, summary.json} (9 files, one folder).
 # Uses that machine's python3 (with torch); packages it lacks come as cp312 wheels in
 # .whl/ (bash bench/fetch_gpu_wheels.sh here first; carry `.whl`).
 # Usage: bash bench/gpu.sh [OUTDIR]            BUDGET=seconds (default 480) caps the whole run.
@@ -73,6 +75,7 @@ CKPT=/tmp/textdepth_${CONFIG}_random.safetensors  # one random-weight checkpoint
 node=("${common[@]}" --checkpoint "$CKPT" --fp16 --frames $FRAMES --warmup 2 --rate $RATES --stream-seconds $STREAM_S)
 step model 120 $PY bench/model_speed.py "${common[@]}" --repeats $REPEATS --profile fp16,graph_fp16 \
   --modes fp32,fp16,bf16,graph_fp32,graph_fp16,graph_bf16 --json "$OUTDIR/model_paper.json"
+step half 90 $PY bench/half_weights_bench.py "${common[@]}" --repeats $REPEATS --json "$OUTDIR/half.json"
 step tests 100 $PY -m pytest -q -rs -p no:cacheprovider test/test_cuda.py
 step checkpoint 60 $PY -c "import sys, torch; from textdepth_ros.model import build_model; \
 from textdepth_ros.model.checkpoint import save_checkpoint; torch.manual_seed(0); \

@@ -72,6 +72,14 @@ def main(argv=None):
     rows_for_model(load(folder, "model_paper_compile.json"), rows, run="model (compile run)")
     rows_for_node("CUDA graphs", load(folder, "node_graph.json"), rows, GRAPH_FPS)
     rows_for_node("compile + graphs", load(folder, "node_compile.json"), rows, COMPILE_GRAPH_FPS)
+    half = load(folder, "half.json")
+    if half:
+        c = half["counts"]
+        rows.append(("half weights cast once vs per forward: same depth; casts; kernels (eager)",
+                     f"{half['identical']}; {c['cast once']['casts']} vs {c['cast per forward']['casts']}; "
+                     f"{c['cast once'].get('gpu_kernels', '-')} vs {c['cast per forward'].get('gpu_kernels', '-')}",
+                     "True", half["identical"]))
+        rows.append(("half weights: eager predict time, cast once / per forward", f"{half['time_ratio']:.2f}", "-", None))
     gil = load(folder, "gil.json")
     if gil:
         for switch in (str(gil["default_switch_ms"]), str(gil["node_switch_ms"])):

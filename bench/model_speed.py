@@ -35,11 +35,10 @@ def mode_precision(mode: str) -> str:
 def make_estimator(model, device, mode: str, compile_cache: str = "") -> DepthEstimator:
     precision = mode_precision(mode)
     estimator = DepthEstimator(model=model, device=str(device), fp16=precision != "fp32",
-                               compile="compile" in mode, cuda_graphs="graph" in mode, compile_cache=compile_cache)
-    if precision == "bf16" and device.type == "cuda":
-        estimator.amp_dtype = torch.bfloat16
+                               compile="compile" in mode, cuda_graphs="graph" in mode, compile_cache=compile_cache,
+                               half_dtype=torch.bfloat16 if precision == "bf16" else None)
     if "channels_last" in mode:
-        model.to(memory_format=torch.channels_last)
+        estimator.model.to(memory_format=torch.channels_last)  # half precision: the estimator's own copy
     return estimator
 
 
@@ -74,8 +73,6 @@ def run_mode(model, mode, rgb, text, device, repeats, profile_ops, reference, co
                 result["ops_per_replay"] = count_ops(lambda: (forward(), sync and sync()), device)
         return result, first.depth.copy()
     finally:
-        if "channels_last" in mode:
-            model.to(memory_format=torch.contiguous_format)
         del estimator
         gc.collect()
         if device.type == "cuda":

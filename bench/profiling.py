@@ -7,15 +7,17 @@ LAUNCH_CALLS = ("cudaLaunchKernel", "cuLaunchKernel", "cuLaunchKernelEx", "cudaL
 
 
 def count_ops(forward, device) -> dict:
-    """Operators dispatched (aten::*, nested ones included), GPU kernels, and launch calls
-    (kernel launches + graph launches) of one forward, from torch.profiler."""
+    """Operators dispatched (aten::*, nested ones included), dtype casts among them (each
+    a kernel on a GPU), GPU kernels, and launch calls (kernel launches + graph launches)
+    of one forward, from torch.profiler."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         forward()
     events = list(prof.events())
-    counts = {"aten_ops": sum(1 for e in events if e.name.startswith("aten::"))}
+    counts = {"aten_ops": sum(1 for e in events if e.name.startswith("aten::")),
+              "casts": sum(1 for e in events if e.name == "aten::_to_copy")}
     if device.type == "cuda":
         on_device = sum(1 for e in events if e.device_type == torch.autograd.DeviceType.CUDA)
         attached = sum(len(getattr(e, "kernels", []) or []) for e in events)

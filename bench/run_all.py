@@ -1,7 +1,8 @@
 """Every benchmark of the performance issue in one run (`make bench`), CPU-sized:
 point cloud packing, text cache, node over DDS (tiny, short stream), the node's plumbing
 at 120 Hz with a GIL-free stand-in forward, the onnxruntime backend against torch, model
-speed (tiny, fp32 and bf16 only). Ends with one table of every ratio and its target.
+speed (tiny, fp32 and bf16 only), half-precision weights cast once vs per forward (paper
+config, small image). Ends with one table of every ratio and its target.
 
 A benchmark that crashes is reported and makes the exit status 1; a missed target is
 reported in the table (benchmarks measure, they do not gate). A few minutes on 2 cores.
@@ -38,6 +39,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import gil_bench
+    import half_weights_bench
     import model_speed
     import node_bench
     import onnx_bench
@@ -92,6 +94,16 @@ def main(argv=None):
         for mode, r in ((m, r) for m, r in ms.items() if "fps" in r):
             rows.append(("model", f"tiny 480x640 {mode} on {args.device}: FPS (speed-up vs fp32)",
                          f"{r['fps']:.2f} (x{r['speedup_vs_fp32']:.2f})", "-", None))
+
+    hw = run("half-precision weights", lambda: half_weights_bench.main(["--device", args.device, "--repeats", "2"]),
+             failures)
+    if hw:
+        c = hw["counts"]
+        rows.append(("model", f"paper {hw['size'][0]}x{hw['size'][1]} {hw['device']} half: depth with weights cast once "
+                     "== cast by autocast per forward", hw["identical"], "== True", hw["identical"]))
+        rows.append(("model", "  casts per forward, cast once / per forward (info)",
+                     f"{c['cast once']['casts']}/{c['cast per forward']['casts']}", "-", None))
+        rows.append(("model", "  predict time, cast once / per forward (info)", hw["time_ratio"], "-", None))
 
     print(f"\n=== summary ({time.monotonic() - start:.0f} s) ===")
     width = max(len(r[1]) for r in rows) if rows else 10

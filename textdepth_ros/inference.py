@@ -3,6 +3,7 @@ picks the device and precision, and knows whether the weights are trained.
 
 Used by `textdepth predict`, the ROS node, bag evaluation and the benchmarks.
 """
+import copy
 import logging
 import os
 import time
@@ -48,6 +49,32 @@ def autocast_dtype(device: torch.device, fp16: bool):
     if not fp16:
         return None
     return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
+# The autocast ops that take weights in half precision. Their weights cast once here
+# instead of by autocast in every forward: the same rounding, so the same depth, but
+# ~290 fewer cast kernels per paper-config forward (and a CUDA graph replays every
+# kernel it captured, casts included).
+HALF_WEIGHT_MODULES = (torch.nn.Linear, torch.nn.Conv2d)
+
+
+def cast_matmul_weights(model: torch.nn.Module, dtype: torch.dtype) -> int:
+    """Casts the weights and biases of every Linear/Conv2d outside the text tower to
+    `dtype` (norms, tables and the text tower, which runs without autocast, stay as
+    they are). For a model served under autocast to `dtype` only. Returns the count."""
+    text_tower = getattr(model, "text_encoder", None)
+    skip = {id(m) for m in text_tower.modules()} if text_tower is not None else set()
+    modules = [m for m in model.modules() if isinstance(m, HALF_WEIGHT_MODULES) and id(m) not in skip]
+    for module in modules:
+        module.to(dtype)
+    return len(modules)
+
+
+def own_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` to change without touching the original; the text tower (and its
+    cache) stays shared: nothing here changes it."""
+    text_tower = getattr(model, "text_encoder", None)
+    return copy.deepcopy(model, memo={id(text_tower): text_tower} if text_tower is not None else None)
 
 
 def pack_outputs(out: dict) -> torch.Tensor:
@@ -118,9 +145,11 @@ class DepthEstimator(ServingModel):
     CPU `cuda_graphs` does nothing and `describe()` says so. One thread at a time."""
 
     def __init__(self, config="tiny", checkpoint=None, device="auto", fp16=False, variant=None, compile=False,
-                 cuda_graphs=True, graph_sizes=4, compile_cache="", model=None):
+                 cuda_graphs=True, graph_sizes=4, compile_cache="", model=None, half_dtype=None):
         """`model`: an already built network to serve instead of loading one (the
-        benchmarks share one model between several estimators)."""
+        benchmarks share one model between several estimators; a half-precision
+        estimator serves its own copy of it). `half_dtype`: with fp16, the autocast type
+        instead of the device's default (bf16 on CUDA, for the benchmarks)."""
         self.device, self.device_warning = resolve_device(device)
         if self.device_warning:
             log.warning(self.device_warning)
@@ -134,7 +163,11 @@ class DepthEstimator(ServingModel):
             self.checkpoint_info = {}
             self.untrained = True
         self.model.eval().to(self.device)
-        self.amp_dtype = autocast_dtype(self.device, fp16)
+        self.amp_dtype = (half_dtype or autocast_dtype(self.device, fp16)) if fp16 else None
+        if self.amp_dtype is not None:
+            if model is not None:
+                self.model = own_copy(self.model)
+            cast_matmul_weights(self.model, self.amp_dtype)
         # torch.compile fuses the many small kernels of Swin and the decoder (the first
         # frame of each new input size pays the compilation, so warm up at the camera's
         # size; dynamic=False keeps one static, graph-capturable specialization per size).

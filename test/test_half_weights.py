@@ -1,0 +1,91 @@
+"""Half precision with the matmul weights cast once (inference.cast_matmul_weights) gives
+exactly what autocast gave with fp32 weights, with fewer ops per forward. On CPU autocast's
+half type is bfloat16; CUDA's fp16 takes the same code path (test_cuda.py runs it)."""
+import collections
+
+import numpy as np
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from textdepth_ros.inference import DepthEstimator
+from textdepth_ros.model.checkpoint import save_checkpoint
+
+from model_helpers import tiny_model
+
+TEXT = "a kitchen with a table"
+
+
+class CountOps(TorchDispatchMode):
+    """aten ops as dispatched (below autocast, so its casts are counted)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+    @property
+    def casts(self) -> int:
+        return self.ops["aten.to"] + self.ops["aten._to_copy"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_checkpoint(tmp_path_factory.mktemp("half") / "m.safetensors", tiny_model(seed=3))
+
+
+def rgb(height=96, width=128, seed=0):
+    return (np.random.default_rng(seed).random((height, width, 3)) * 255).astype(np.uint8)
+
+
+def forward_counted(estimator, image):
+    counter = CountOps()
+    with counter:
+        prediction = estimator.predict(image, TEXT)
+    return prediction, counter
+
+
+def test_cast_weights_give_the_same_depth_as_autocast_with_fp32_weights(checkpoint):
+    half = DepthEstimator(checkpoint=checkpoint, device="cpu", fp16=True)
+    before = DepthEstimator(checkpoint=checkpoint, device="cpu")  # fp32 weights ...
+    before.amp_dtype = torch.bfloat16  # ... under the same autocast: what fp16=True ran until now
+    for seed in (0, 1):
+        image = rgb(seed=seed)
+        got, new_ops = forward_counted(half, image)
+        want, old_ops = forward_counted(before, image)
+        assert np.array_equal(got.depth, want.depth) and np.array_equal(got.uncertainty, want.uncertainty)
+        assert got.depth_range == want.depth_range
+    cast = sum(1 for m in half.model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
+               and m.weight.dtype == torch.bfloat16)
+    assert cast > 20
+    # each cast module's weight (and bias) was cast by autocast in every forward before
+    assert old_ops.casts - new_ops.casts >= cast
+    assert sum(new_ops.ops.values()) < sum(old_ops.ops.values())
+
+
+def test_the_text_tower_and_norms_stay_fp32(checkpoint):
+    half = DepthEstimator(checkpoint=checkpoint, device="cpu", fp16=True)
+    tower = half.model.text_encoder
+    assert {p.dtype for p in tower.parameters()} == {torch.float32}
+    norms = [m for m in half.model.modules() if isinstance(m, (torch.nn.LayerNorm, torch.nn.GroupNorm,
+                                                               torch.nn.BatchNorm2d))]
+    assert norms and {p.dtype for m in norms for p in m.parameters()} == {torch.float32}
+    assert half.model.encode_text([TEXT]).dtype == torch.float32
+
+
+def test_a_shared_model_is_copied_not_changed(checkpoint):
+    """The benchmarks serve one model at several precisions: a half estimator casts its
+    own copy, and shares the (unchanged) text tower and its cache."""
+    shared = DepthEstimator(checkpoint=checkpoint, device="cpu").model
+    half = DepthEstimator(model=shared, device="cpu", fp16=True)
+    assert half.model is not shared and half.model.text_encoder is shared.text_encoder
+    assert {p.dtype for p in shared.parameters()} == {torch.float32}
+    fp32 = DepthEstimator(model=shared, device="cpu")
+    assert fp32.model is shared  # nothing to change: no copy
+    image = rgb()
+    reference = DepthEstimator(checkpoint=checkpoint, device="cpu").predict(image, TEXT)
+    assert np.array_equal(fp32.predict(image, TEXT).depth, reference.depth)
+    assert np.abs(half.predict(image, TEXT).depth - reference.depth).max() < 0.5
