@@ -29,10 +29,17 @@ from pathlib import Path
 from common import add_size_arguments, dist, fmt, ros_environment
 
 FEEDER_READY = "feeder ready"
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
 # -- the feeder (a separate process) -----------------------------------------------------
 def feeder(args) -> None:
+    if args.tuned_client:  # glibc keeps freed multi-MB buffers: no fresh pages per received message
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(M_TRIM_THRESHOLD, 64 << 20)
     import numpy as np
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
@@ -75,7 +82,8 @@ def feeder(args) -> None:
     while time.monotonic() < end:  # the last frames
         rclpy.spin_once(node, timeout_sec=0.05)
     depth = sorted(arrivals["depth"].items())
-    result = {"sent": len(sent), "depth": len(depth), "points": len(arrivals["points"]),
+    result = {"sent_at": sent, "depth_at": dict(depth), "sent": len(sent), "depth": len(depth),
+              "points": len(arrivals["points"]),
               "ages_s": [t - sent[k] for k, t in depth if k in sent],
               "fps": (len(depth) - 1) / (depth[-1][1] - depth[0][1]) if len(depth) > 1 else 0.0}
     print(json.dumps(result), flush=True)
@@ -114,6 +122,59 @@ class GilFreeForward:
                                 forward_ms=elapsed * 1000.0)
 
 
+STAGES = ("camera publish -> node callback (DDS, deserialise)", "callback -> worker takes the frame",
+          "worker: decode, forward, hand over", "hand over -> publisher starts",
+          "publisher: depth to Image + publish()", "publish() returned -> client callback (DDS, deserialise)")
+
+
+class StageClock:
+    """Per-frame times (CLOCK_MONOTONIC, shared with the feeder's process) at the node's
+    stage boundaries, recorded by wrapping the node's own methods and depth publisher."""
+
+    def __init__(self, node):
+        self.at = {}
+        on_image, process, publish_frame, pub_depth = node.on_image, node.process, node.publish_frame, node.pub_depth
+
+        def mark(key, name):
+            self.at.setdefault(key, {})[name] = time.monotonic()
+
+        def timed_on_image(msg):
+            mark(msg.header.stamp.sec, "callback")
+            on_image(msg)
+
+        def timed_process(msg, received):
+            mark(msg.header.stamp.sec, "taken")
+            process(msg, received)
+            mark(msg.header.stamp.sec, "handed")
+
+        def timed_publish_frame(item):
+            mark(item[0].header.stamp.sec, "publishing")
+            publish_frame(item)
+
+        class TimedDepth:  # the depth publisher, marking when its publish() returns
+            def __getattr__(self, name):
+                return getattr(pub_depth, name)
+
+            def publish(self, msg):  # a message, or its CDR bytes (stamp.sec at bytes 4..8)
+                pub_depth.publish(msg)
+                mark(msg.header.stamp.sec if hasattr(msg, "header") else int.from_bytes(msg[4:8], "little"),
+                     "published")
+
+        node.on_image, node.process, node.publish_frame = timed_on_image, timed_process, timed_publish_frame
+        node.pub_depth = TimedDepth()
+
+    def stages(self, sent_at: dict, depth_at: dict, skip: int = 5) -> dict:
+        """Median and p90 ms of each stage over the frames that went all the way."""
+        names = ("callback", "taken", "handed", "publishing", "published")
+        rows = []
+        for key, at in self.at.items():
+            if key > skip and str(key) in sent_at and str(key) in depth_at and all(n in at for n in names):
+                marks = [sent_at[str(key)]] + [at[n] for n in names] + [depth_at[str(key)]]
+                rows.append([b - a for a, b in zip(marks, marks[1:])] + [marks[-1] - marks[0]])
+        columns = list(zip(*rows)) if rows else [[] for _ in range(len(STAGES) + 1)]
+        return {name: dist(col) for name, col in zip(STAGES + ("total: camera publish -> client has depth",), columns)}
+
+
 def one_run(args, switch_ms: float, tmp: Path) -> dict:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -125,6 +186,7 @@ def one_run(args, switch_ms: float, tmp: Path) -> dict:
     rclpy.init(context=context)
     node = DepthNode(context=context, parameter_overrides=[Parameter("gil_switch_interval_ms", value=switch_ms)])
     node.estimator = GilFreeForward(args.forward_ms / 1000.0, args.height, args.width)
+    clock = StageClock(node) if args.stages else None
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     spinning = threading.Event()
@@ -140,7 +202,8 @@ def one_run(args, switch_ms: float, tmp: Path) -> dict:
         node.serve()
         spinner.start()
         child = subprocess.Popen([sys.executable, __file__, "--feeder", "--rate", str(args.rate), "--seconds",
-                                  str(args.seconds), "--height", str(args.height), "--width", str(args.width)],
+                                  str(args.seconds), "--height", str(args.height), "--width", str(args.width)]
+                                 + (["--tuned-client"] if args.tuned_client else []),
                                  stdout=subprocess.PIPE, stderr=open(tmp / "feeder.log", "a"), text=True)
         if child.stdout.readline().strip() != FEEDER_READY:
             raise RuntimeError(f"the feeder did not connect; see {tmp / 'feeder.log'}")
@@ -156,7 +219,10 @@ def one_run(args, switch_ms: float, tmp: Path) -> dict:
         node.destroy_node()
         rclpy.try_shutdown(context=context)
     forwards = node.estimator.times[5:]  # the first ones overlap the connection
-    return {"switch_ms": switch_ms, "forward": dist(forwards), "age": dist(out.pop("ages_s")), **out}
+    sent_at, depth_at = out.pop("sent_at"), out.pop("depth_at")
+    stages = clock.stages(sent_at, depth_at) if clock else None
+    return {"switch_ms": switch_ms, "forward": dist(forwards), "age": dist(out.pop("ages_s")), **out,
+            **({"stages": stages} if stages else {})}
 
 
 def main(argv=None):
@@ -169,6 +235,12 @@ def main(argv=None):
     add_size_arguments(parser)
     parser.add_argument("--node-ms", type=float, default=0.5,
                         help="the node's switch interval to compare (default %(default)s)")
+    parser.add_argument("--stages", action="store_true",
+                        help="instead of comparing switch intervals: one run at the node's, and where each frame's "
+                             "time goes, stage by stage (median and p90 ms)")
+    parser.add_argument("--tuned-client", action="store_true",
+                        help="the client process keeps freed multi-MB buffers (glibc mallopt), so its own "
+                             "deserialising of 1.2 MB depth images costs less of the total")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--feeder", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -179,6 +251,8 @@ def main(argv=None):
     ros_environment(tmp)  # the node's own Fast DDS profile; the feeder inherits it
     before = sys.getswitchinterval()
     default_ms = before * 1000.0
+    if args.stages:
+        return stage_run(args, tmp)
     runs = {default_ms: [], args.node_ms: []}
     try:
         # untimed first: the first run in a process paid for shared-memory segments and
@@ -220,6 +294,19 @@ def main(argv=None):
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return result
+
+
+def stage_run(args, tmp: Path) -> dict:
+    one_run(argparse.Namespace(**{**vars(args), "seconds": 2.0, "stages": False}), args.node_ms, tmp)  # untimed
+    run = one_run(args, args.node_ms, tmp)
+    client = "tuned" if args.tuned_client else "default"
+    print(f"[stages] {args.height}x{args.width} at {args.rate:g} Hz, GIL-free {args.forward_ms:g} ms forward, "
+          f"{client} client malloc; {run['depth']} of {run['sent']} frames:")
+    for name, d in run["stages"].items():
+        print(f"[stages]   {name:58s} median {d.get('median_ms', float('nan')):5.2f} ms, p90 {d.get('p90_ms', float('nan')):5.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(run, indent=2))
+    return run
 
 
 if __name__ == "__main__":
