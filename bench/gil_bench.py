@@ -44,6 +44,9 @@ def feeder(args) -> None:
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from node_client import camera_info
+
+    def stamp_sec(msg):  # a message, or (--stamp-only) its CDR bytes: header.stamp.sec at bytes 4..8
+        return int.from_bytes(msg[4:8], "little") if args.stamp_only else msg.header.stamp.sec
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
     rclpy.init()
@@ -53,10 +56,10 @@ def feeder(args) -> None:
     arrivals = {"depth": {}, "points": {}}
 
     def collect(topic):
-        return lambda msg: arrivals[topic].setdefault(msg.header.stamp.sec, time.monotonic())
+        return lambda msg: arrivals[topic].setdefault(stamp_sec(msg), time.monotonic())
 
-    node.create_subscription(Image, "depth", collect("depth"), 10)
-    node.create_subscription(PointCloud2, "points", collect("points"), 10)
+    node.create_subscription(Image, "depth", collect("depth"), 10, raw=args.stamp_only)
+    node.create_subscription(PointCloud2, "points", collect("points"), 10, raw=args.stamp_only)
     h, w = args.height, args.width
     image = Image(height=h, width=w, encoding="rgb8", step=w * 3)
     image.data = np.random.default_rng(0).integers(0, 255, h * w * 3, dtype=np.uint8).tobytes()
@@ -155,10 +158,9 @@ class StageClock:
             def __getattr__(self, name):
                 return getattr(pub_depth, name)
 
-            def publish(self, msg):  # a message, or its CDR bytes (stamp.sec at bytes 4..8)
+            def publish(self, msg):
                 pub_depth.publish(msg)
-                mark(msg.header.stamp.sec if hasattr(msg, "header") else int.from_bytes(msg[4:8], "little"),
-                     "published")
+                mark(msg.header.stamp.sec, "published")
 
         node.on_image, node.process, node.publish_frame = timed_on_image, timed_process, timed_publish_frame
         node.pub_depth = TimedDepth()
@@ -203,7 +205,8 @@ def one_run(args, switch_ms: float, tmp: Path) -> dict:
         spinner.start()
         child = subprocess.Popen([sys.executable, __file__, "--feeder", "--rate", str(args.rate), "--seconds",
                                   str(args.seconds), "--height", str(args.height), "--width", str(args.width)]
-                                 + (["--tuned-client"] if args.tuned_client else []),
+                                 + (["--tuned-client"] if args.tuned_client else [])
+                                 + (["--stamp-only"] if args.stamp_only else []),
                                  stdout=subprocess.PIPE, stderr=open(tmp / "feeder.log", "a"), text=True)
         if child.stdout.readline().strip() != FEEDER_READY:
             raise RuntimeError(f"the feeder did not connect; see {tmp / 'feeder.log'}")
@@ -238,6 +241,9 @@ def main(argv=None):
     parser.add_argument("--stages", action="store_true",
                         help="instead of comparing switch intervals: one run at the node's, and where each frame's "
                              "time goes, stage by stage (median and p90 ms)")
+    parser.add_argument("--stamp-only", action="store_true",
+                        help="the client takes depth and cloud as raw CDR bytes and reads only their stamps "
+                             "(little-endian hosts) instead of deserialising them into Python messages")
     parser.add_argument("--tuned-client", action="store_true",
                         help="the client process keeps freed multi-MB buffers (glibc mallopt), so its own "
                              "deserialising of 1.2 MB depth images costs less of the total")
@@ -299,7 +305,7 @@ def main(argv=None):
 def stage_run(args, tmp: Path) -> dict:
     one_run(argparse.Namespace(**{**vars(args), "seconds": 2.0, "stages": False}), args.node_ms, tmp)  # untimed
     run = one_run(args, args.node_ms, tmp)
-    client = "tuned" if args.tuned_client else "default"
+    client = ("stamp-only" if args.stamp_only else "deserialising") + (", tuned" if args.tuned_client else ", default")
     print(f"[stages] {args.height}x{args.width} at {args.rate:g} Hz, GIL-free {args.forward_ms:g} ms forward, "
           f"{client} client malloc; {run['depth']} of {run['sent']} frames:")
     for name, d in run["stages"].items():

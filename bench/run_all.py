@@ -1,6 +1,6 @@
 """Every benchmark of the performance issue in one run (`make bench`), CPU-sized:
 point cloud packing, text cache, node over DDS (tiny, short stream), the node's plumbing
-at 120 Hz with a GIL-free stand-in forward, the onnxruntime backend against torch, model
+at 120 Hz with a GIL-free stand-in forward and its latency stage by stage, the onnxruntime backend against torch, model
 speed (tiny, fp32 and bf16 only), half-precision weights cast once vs per forward (paper
 config, small image). Ends with one table of every ratio and its target.
 
@@ -82,6 +82,15 @@ def main(argv=None):
         for switch in (gil["default_switch_ms"], gil["node_switch_ms"]):
             rows.append(("node", f"plumbing at {gil['rate_hz']:g} Hz, 480x640, GIL-free {gil['forward_ms']:g} ms forward, "
                          f"switch interval {switch:g} ms: FPS (info)", gil["fps"][str(switch)], "-", None))
+
+    stg = run("node plumbing, stage by stage", lambda: gil_bench.main(
+        ["--stages", "--forward-ms", "0", "--rate", "30", "--seconds", "4", "--tuned-client"]), failures)
+    if stg:
+        medians = [d.get("median_ms", float("nan")) for d in stg["stages"].values()]
+        rows.append(("node", "plumbing image -> depth at 30 Hz, 480x640, 0 ms forward, tuned client: total ms "
+                     "(info)", medians[-1], "-", None))
+        rows.append(("node", "  of which inside the node: callback .. depth publish() returned, ms (info)",
+                     sum(medians[1:5]), "-", None))
 
     ox = run("onnxruntime backend", lambda: onnx_bench.main(["--repeats", "4"]), failures)
     if ox:

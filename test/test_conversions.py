@@ -4,9 +4,7 @@ import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from rclpy.serialization import deserialize_message, serialize_message
-
-from textdepth_ros.ros.conversions import ENCODINGS, image_cdr, image_to_numpy, numpy_to_image, to_rgb8
+from textdepth_ros.ros.conversions import ENCODINGS, image_to_numpy, numpy_to_image, to_rgb8
 
 
 def make_array(encoding, height=5, width=7, seed=0):
@@ -29,34 +27,6 @@ def test_round_trip_every_encoding(encoding):
     back = image_to_numpy(msg)
     assert back.dtype == array.dtype and back.shape == array.shape
     np.testing.assert_array_equal(back, array)
-
-
-@pytest.mark.parametrize("frame_id", ["", "a", "cam", "abcd", "camera_optical_frame", "kamera_é"])
-@pytest.mark.parametrize("encoding", ["32FC1", "rgb8", "mono8", "16UC1", "bgra8"])
-def test_image_cdr_is_what_rclpy_serializes(encoding, frame_id):
-    """The hand-made CDR (the node publishes depth as bytes) against rclpy's own
-    serializer: same length, same message back, for every string/field alignment.
-    (rclpy leaves alignment padding uninitialised, so bytes are compared field by field.)"""
-    array = make_array(encoding, height=3, width=5, seed=len(frame_id))
-    header = Header(frame_id=frame_id)
-    header.stamp.sec, header.stamp.nanosec = -7, 999_999_999
-    reference = numpy_to_image(array, encoding, header)
-    ours = image_cdr(array, encoding, header)
-    assert isinstance(ours, bytes) and len(ours) == len(serialize_message(reference))
-    assert deserialize_message(ours, Image) == reference
-    np.testing.assert_array_equal(image_to_numpy(deserialize_message(ours, Image)), array)
-
-
-def test_image_cdr_full_size_depth_and_bad_input():
-    depth = np.random.default_rng(0).random((480, 640)).astype(np.float32)
-    header = Header(frame_id="camera_optical")
-    back = deserialize_message(image_cdr(depth[:, ::-1], "32FC1", header), Image)  # a strided view
-    assert (back.height, back.width, back.step, back.encoding) == (480, 640, 2560, "32FC1")
-    np.testing.assert_array_equal(image_to_numpy(back), depth[:, ::-1])
-    with pytest.raises(ValueError, match="channel"):
-        image_cdr(depth, "rgb8", header)
-    with pytest.raises(ValueError, match="unsupported"):
-        image_cdr(depth, "32FC9", header)
 
 
 def padded_message(array, encoding, pad_bytes, big_endian=False):

@@ -3,7 +3,6 @@
 
 No cv_bridge: the ROS 2 one is not on PyPI and the PyPI one is ROS 1's.
 """
-import struct
 import sys
 
 import numpy as np
@@ -57,20 +56,14 @@ def _rows_view(raw: np.ndarray, height: int, row_items: int, step: int, dtype: n
     return np.ndarray(shape=(height, row_items), dtype=dtype, buffer=raw, offset=0, strides=(step, dtype.itemsize))
 
 
-def _pixels(array: np.ndarray, encoding: str):
-    """(HxWxC array, dtype, channels) after checking `array` fits `encoding`."""
+def numpy_to_image(array: np.ndarray, encoding: str, header=None) -> Image:
+    """HxW or HxWxC array -> Image (dense rows, native byte order), data via tobytes (fast)."""
     dtype, channels = _layout(encoding)
     array = np.asarray(array)
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] != channels:
         raise ValueError(f"{encoding} needs {channels} channel(s), got an array of shape {array.shape}")
-    return array, dtype, channels
-
-
-def numpy_to_image(array: np.ndarray, encoding: str, header=None) -> Image:
-    """HxW or HxWxC array -> Image (dense rows, native byte order), data via tobytes (fast)."""
-    array, dtype, channels = _pixels(array, encoding)
     msg = Image()
     if header is not None:
         msg.header = header
@@ -80,39 +73,6 @@ def numpy_to_image(array: np.ndarray, encoding: str, header=None) -> Image:
     msg.step = msg.width * channels * dtype.itemsize
     msg.data = np.ascontiguousarray(array, dtype=dtype).tobytes()
     return msg
-
-
-CDR_LE = b"\x00\x01\x00\x00"  # the encapsulation header: plain CDR, little endian
-
-
-def cdr_string(out: bytearray, text: str) -> None:
-    data = text.encode("utf-8") + b"\0"
-    cdr_align(out)
-    out += struct.pack("<I", len(data)) + data
-
-
-def cdr_align(out: bytearray, size: int = 4) -> None:
-    out += b"\0" * (-(len(out) - len(CDR_LE)) % size)  # offsets count from after the header
-
-
-def image_cdr(array: np.ndarray, encoding: str, header) -> bytes:
-    """The serialized sensor_msgs/Image that numpy_to_image(array, encoding, header) would
-    become, for Publisher.publish(bytes): the pixels are copied once, into the result,
-    where a message object has them copied three times (into msg.data, into the C
-    message, into the CDR buffer), all while holding the GIL (1.2 MB of depth per frame)."""
-    array, dtype, channels = _pixels(array, encoding)
-    pixels = np.ascontiguousarray(array, dtype=dtype)
-    height, width = pixels.shape[:2]
-    out = bytearray(CDR_LE)
-    out += struct.pack("<iI", header.stamp.sec, header.stamp.nanosec)
-    cdr_string(out, header.frame_id)
-    cdr_align(out)
-    out += struct.pack("<II", height, width)
-    cdr_string(out, encoding)
-    out.append(int(_HOST_BIG_ENDIAN))
-    cdr_align(out)
-    out += struct.pack("<II", width * channels * dtype.itemsize, pixels.nbytes)
-    return b"".join((out, memoryview(pixels).cast("B")))
 
 
 def to_rgb8(msg) -> np.ndarray:

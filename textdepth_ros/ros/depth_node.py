@@ -22,7 +22,7 @@ from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, che
 from textdepth_ros.preview import colorize_depth
 from textdepth_ros.ros.camera_info import image_camera_info
 from textdepth_ros.ros.compressed import any_to_rgb8, compressed_size, is_compressed
-from textdepth_ros.ros.conversions import image_cdr
+from textdepth_ros.ros.conversions import numpy_to_image
 from textdepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
 from textdepth_ros.ros.frame_slot import LatestSlot
@@ -30,7 +30,7 @@ from textdepth_ros.ros.inference_worker import InferenceWorker
 from textdepth_ros.ros.input_qos import TRANSPORTS, subscribe_inputs
 from textdepth_ros.ros.params_file import warn_unmatched
 from textdepth_ros.ros.parameters import LiveParameters, Spec, set_timer_period
-from textdepth_ros.ros.pointcloud import invalid_to_nan, nan_is_the_only_invalid, pointcloud2_cdr
+from textdepth_ros.ros.pointcloud import depth_to_pointcloud2, invalid_to_nan, nan_is_the_only_invalid
 from textdepth_ros.ros.publish_queue import PublishQueue
 from textdepth_ros.ros.python_logging import forward_package_logging
 from textdepth_ros.ros.spinning import run_node
@@ -312,9 +312,10 @@ class DepthNode(Node):
         with self.worker.outputs() as open_:
             if not open_:
                 return  # dropped at shutdown: the node may be gone
-            self.pub_depth.publish(image_cdr(depth, "32FC1", header))  # serialized here: one copy
+            self.pub_depth.publish(numpy_to_image(depth, "32FC1", header))
             if self.pub_uncertainty.get_subscription_count() > 0:  # 1.2 MB through the GIL: only when wanted
-                self.pub_uncertainty.publish(image_cdr(pred.uncertainty, "32FC1", header))
+                self.pub_uncertainty.publish(numpy_to_image(pred.uncertainty.astype(np.float32, copy=False),
+                                                            "32FC1", header))
             info = self._depth_camera_info(header, height, width)
             if info is not None:
                 self.pub_info.publish(info)
@@ -322,7 +323,7 @@ class DepthNode(Node):
                     self.pub_points.publish(self._cloud(depth, pred.uncertainty, info, header, rgb, params))
             if self.pub_preview.get_subscription_count() > 0:  # colorizing costs; skip when unwatched
                 d_max = params["max_range"] or self.estimator.depth_limits[1]
-                self.pub_preview.publish(image_cdr(colorize_depth(depth, 0.0, d_max), "rgb8", header))
+                self.pub_preview.publish(numpy_to_image(colorize_depth(depth, 0.0, d_max), "rgb8", header))
         self.stats.record(time.monotonic() - received, pred.forward_ms, text, pred.device_ms)
 
     def _depth_camera_info(self, header, height, width):
@@ -341,7 +342,7 @@ class DepthNode(Node):
 
     @staticmethod
     def _cloud(depth, uncertainty, info, header, rgb, params):
-        """The PointCloud2, serialized (published as bytes). `depth` is already NaN wherever it is invalid; the range/uncertainty cuts make
+        """`depth` is already NaN wherever it is invalid; the range/uncertainty cuts make
         one masked copy only when they are on and cut something."""
         cut = None
         with np.errstate(invalid="ignore"):
@@ -354,7 +355,7 @@ class DepthNode(Node):
             depth = depth.copy()
             np.copyto(depth, np.float32(np.nan), where=cut)
         k = info.k
-        return pointcloud2_cdr(depth, (k[0], k[4], k[2], k[5]), header, rgb if params["cloud_rgb"] else None)
+        return depth_to_pointcloud2(depth, (k[0], k[4], k[2], k[5]), header, rgb if params["cloud_rgb"] else None)
 
     def publish_diagnostics(self) -> None:
         stamp = self.get_clock().now().to_msg()

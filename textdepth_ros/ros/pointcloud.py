@@ -5,14 +5,11 @@ Fields x, y, z float32 (+ rgb: 0x00RRGGBB packed into a float32, as PCL and RViz
 invalid pixels are NaN points, so the cloud keeps its height x width and is_dense is False.
 """
 import array
-import struct
 import threading
 
 import cv2
 import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
-
-from textdepth_ros.ros.conversions import CDR_LE, cdr_align, cdr_string
 
 XYZ_DTYPE = np.dtype({"names": ["x", "y", "z"], "formats": ["<f4"] * 3, "offsets": [0, 4, 8], "itemsize": 16})
 XYZRGB_DTYPE = np.dtype({"names": ["x", "y", "z", "rgb"], "formats": ["<f4"] * 4, "offsets": [0, 4, 8, 12], "itemsize": 16})
@@ -51,8 +48,7 @@ def pack_rgb(rgb: np.ndarray) -> np.ndarray:
 
 class _Scratch(threading.local):
     """Per-thread planes reused across calls of the same size (no page faults, no
-    allocator churn per frame): x, y, packed rgb, an all-zero padding plane, and the
-    interleaved points of pointcloud2_cdr."""
+    allocator churn per frame): x, y, packed rgb, and an all-zero padding plane."""
 
     def planes(self, height: int, width: int):
         if getattr(self, "shape", None) != (height, width):
@@ -62,12 +58,6 @@ class _Scratch(threading.local):
             self.bgra = np.empty((height, width, 4), np.uint8)
             self.zeros = np.zeros((height, width), np.float32)
         return self.x, self.y, self.bgra, self.zeros
-
-    def points(self, nbytes: int) -> np.ndarray:
-        """A reused buffer of at least `nbytes` for the interleaved points."""
-        if getattr(self, "point_bytes", None) is None or self.point_bytes.nbytes < nbytes:
-            self.point_bytes = np.empty(nbytes, np.uint8)
-        return self.point_bytes
 
 
 _scratch = _Scratch()
@@ -92,55 +82,6 @@ def depth_to_pointcloud2(depth: np.ndarray, K, header, rgb: np.ndarray = None) -
     planes, rgb is packed by one cv2 colour conversion, and one cv2.merge interleaves
     x, y, z, rgb straight into the message's own data buffer: no structured array,
     no np.where copy of valid depth, no second copy of 5 MB into msg.data."""
-    buffers = []
-
-    def message_buffer(nbytes):
-        buffers.append(array.array("B", [0]) * nbytes)  # the message's own buffer
-        return buffers[-1]
-
-    dtype, (height, width) = _interleave_points(depth, K, rgb, message_buffer)
-    msg = PointCloud2()
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width = height, width
-    msg.fields = [PointField(name=name, offset=dtype.fields[name][1], datatype=PointField.FLOAT32, count=1)
-                  for name in dtype.names]
-    msg.is_bigendian = False  # the dtype is explicitly little endian
-    msg.point_step = dtype.itemsize
-    msg.row_step = dtype.itemsize * width
-    msg.is_dense = False
-    _set_data(msg, buffers[0])
-    return msg
-
-
-def pointcloud2_cdr(depth: np.ndarray, K, header, rgb: np.ndarray = None) -> bytes:
-    """The serialized PointCloud2 (CDR) of depth_to_pointcloud2(depth, K, header, rgb), for
-    Publisher.publish(bytes): the points are interleaved into a reused per-thread buffer
-    and copied once, into the result (a message has its 5 MB copied into the C message and
-    again into the CDR buffer, under the GIL)."""
-    dtype, (height, width) = _interleave_points(depth, K, rgb, _scratch.points)
-    nbytes = height * width * dtype.itemsize
-    points = memoryview(_scratch.points(nbytes)).cast("B")[:nbytes]  # what was just written
-    out = bytearray(CDR_LE)
-    out += struct.pack("<iI", header.stamp.sec, header.stamp.nanosec)
-    cdr_string(out, header.frame_id)
-    cdr_align(out)
-    out += struct.pack("<III", height, width, len(dtype.names))
-    for name in dtype.names:
-        cdr_string(out, name)
-        cdr_align(out)
-        out += struct.pack("<IB", dtype.fields[name][1], PointField.FLOAT32)
-        cdr_align(out)
-        out += struct.pack("<I", 1)
-    out.append(0)  # is_bigendian: the dtype is explicitly little endian
-    cdr_align(out)
-    out += struct.pack("<III", dtype.itemsize, dtype.itemsize * width, nbytes)
-    return b"".join((out, points, b"\x00"))  # is_dense False: invalid points are NaN
-
-
-def _interleave_points(depth: np.ndarray, K, rgb, buffer_for):
-    """Writes the organized points (x, y, z, rgb or padding; float32 little endian) into
-    `buffer_for(nbytes)`; returns (point dtype, (height, width))."""
     fx, fy, cx, cy = (float(k) for k in K)
     if not valid_intrinsics(fx, fy, cx, cy):
         raise ValueError(f"invalid intrinsics fx={fx} fy={fy} cx={cx} cy={cy}")
@@ -163,12 +104,23 @@ def _interleave_points(depth: np.ndarray, K, rgb, buffer_for):
     else:
         fourth = zeros  # padding bytes stay zero
         dtype = XYZ_DTYPE
-    buffer = buffer_for(height * width * dtype.itemsize)
-    points = np.frombuffer(buffer, dtype="<f4", count=height * width * 4).reshape(height, width, 4)
+    data = array.array("B", [0]) * (height * width * dtype.itemsize)  # the message's own buffer
+    points = np.frombuffer(data, dtype="<f4").reshape(height, width, 4)
     merged = cv2.merge([x, y, z, fourth], points)
     if not np.shares_memory(merged, points):  # cv2 allocated elsewhere: copy it in
         points[...] = merged
-    return dtype, (height, width)
+    msg = PointCloud2()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = height, width
+    msg.fields = [PointField(name=name, offset=dtype.fields[name][1], datatype=PointField.FLOAT32, count=1)
+                  for name in dtype.names]
+    msg.is_bigendian = False  # the dtype is explicitly little endian
+    msg.point_step = dtype.itemsize
+    msg.row_step = dtype.itemsize * width
+    msg.is_dense = False
+    _set_data(msg, data)
+    return msg
 
 
 def _packed_rgb(rgb: np.ndarray, bgra: np.ndarray) -> np.ndarray:
