@@ -66,7 +66,8 @@ PARAMETERS = {
     "model_config": Spec("tiny", "model config name (config/model/<name>.yaml) or a YAML path"),
     "checkpoint": Spec("", "trained checkpoint file; empty runs untrained (random) weights"),
     "device": Spec("auto", "auto, cpu, cuda or cuda:N (CUDA absent: CPU with one warning)"),
-    "fp16": Spec(False, "half precision autocast (fp16 on CUDA, bf16 on CPU)"),
+    "fp16": Spec(False, "half precision (fp16 on CUDA, bf16 on CPU): autocast, with the Linear/Conv2d weights "
+                 "cast once at load"),
     "compile": Spec(False, "torch.compile the network (GPU: much less launch overhead; the first frame of "
                     "each size compiles)"),
     "compile_cache_dir": Spec("", "torch.compile's on-disk cache, reused by a restart "
