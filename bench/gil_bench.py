@@ -26,20 +26,15 @@ import threading
 import time
 from pathlib import Path
 
-from common import add_size_arguments, dist, fmt, ros_environment
+from common import add_size_arguments, dist, fmt, keep_freed_buffers, ros_environment
 
 FEEDER_READY = "feeder ready"
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
 # -- the feeder (a separate process) -----------------------------------------------------
 def feeder(args) -> None:
     if args.tuned_client:  # glibc keeps freed multi-MB buffers: no fresh pages per received message
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
-        libc.mallopt(M_TRIM_THRESHOLD, 64 << 20)
+        keep_freed_buffers()
     import numpy as np
     import rclpy
     from rclpy.qos import qos_profile_sensor_data

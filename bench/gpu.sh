@@ -9,14 +9,17 @@
 #   4. depth_node with torch.compile + CUDA graphs (fp16) from an EMPTY compile cache:
 #      first start, ratio, streams, kernels per forward and difference from eager, then a
 #      restart that reuses the cache on disk;
+#   3a. the same at 120 Hz without the cloud and with a client that keeps its freed
+#      buffers (README "The plumbing alone"): is the 120 Hz shortfall the client's?
 #   3b. the node's plumbing on this host with the forward replaced by a GIL-free 5.6 ms
 #      wait (bench/gil_bench.py, CPU only, ~30 s): 120 Hz FPS at Python's 5 ms switch
 #      interval and at the node's 0.5 ms;
 #   5. model speed compile + graph fp16 (cache warm from 4; the first step the budget
 #      drops: 4 already has the compile + graph forward);
 #   6. a summary table (summary.json).
-# Output: OUTDIR/{gpu.log, steps.tsv, model_paper.json, node_graph.json, node_compile.json,
-# model_paper_compile.json, gil.json, half.json, summary.json} (9 files, one folder).
+# Output: OUTDIR/{gpu.log, steps.tsv, model_paper.json, half.json, node_graph.json,
+# node_graph_lean.json, node_compile.json, model_paper_compile.json, gil.json, summary.json}
+# (10 files, one folder).
 # Uses that machine's python3 (with torch); packages it lacks come as cp312 wheels in
 # .whl/ (bash bench/fetch_gpu_wheels.sh here first; carry `.whl`).
 # Usage: bash bench/gpu.sh [OUTDIR]            BUDGET=seconds (default 480) caps the whole run.
@@ -81,6 +84,8 @@ step checkpoint 60 $PY -c "import sys, torch; from textdepth_ros.model import bu
 from textdepth_ros.model.checkpoint import save_checkpoint; torch.manual_seed(0); \
 save_checkpoint(sys.argv[2], build_model(sys.argv[1], pretrained=False))" $CONFIG "$CKPT"
 step node_graph 120 $PY bench/node_bench.py "${node[@]}" --json "$OUTDIR/node_graph.json"
+step node_graph_lean 90 $PY bench/node_bench.py "${node[@]}" --rate 120 --no-cloud --tuned-client \
+  --json "$OUTDIR/node_graph_lean.json"
 step gil 60 $PY bench/gil_bench.py --seconds 3 --forward-ms 5.6 --json "$OUTDIR/gil.json"
 step node_compile 280 $PY bench/node_bench.py "${node[@]}" --compile --compile-cache "$CACHE" --restart --profile \
   --start-timeout $(( 240 * SCALE )) --json "$OUTDIR/node_compile.json"

@@ -71,6 +71,7 @@ def main(argv=None):
     rows_for_model(load(folder, "model_paper.json"), rows)
     rows_for_model(load(folder, "model_paper_compile.json"), rows, run="model (compile run)")
     rows_for_node("CUDA graphs", load(folder, "node_graph.json"), rows, GRAPH_FPS)
+    rows_for_node("CUDA graphs, no cloud, tuned client", load(folder, "node_graph_lean.json"), rows, GRAPH_FPS)
     rows_for_node("compile + graphs", load(folder, "node_compile.json"), rows, COMPILE_GRAPH_FPS)
     half = load(folder, "half.json")
     if half:

@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import add_model_arguments, dist, fmt, ros_environment, verdict
+from common import add_model_arguments, dist, fmt, keep_freed_buffers, ros_environment, verdict
 
 from textdepth_ros.ros.node_process import READY_LINE, NodeProcess, depth_node_argv
 
@@ -51,6 +51,9 @@ def parse_args(argv):
                         help="also count operators / GPU kernels of the bare forward and compare its depth with "
                              "the eager forward of the same precision")
     parser.add_argument("--no-cloud", action="store_true", help="do not subscribe to points (the node then skips it)")
+    parser.add_argument("--tuned-client", action="store_true",
+                        help="this process (the client) keeps freed multi-MB buffers (glibc mallopt): its own "
+                             "receive of depth and cloud costs less (README \"The plumbing alone\")")
     parser.add_argument("--text", default="a living room with a sofa", help="scene text (default %(default)r)")
     parser.add_argument("--start-timeout", type=float, default=300.0,
                         help="seconds to wait for the node to be ready (model load, warm-up, compilation; default %(default)s)")
@@ -159,6 +162,8 @@ def main(argv=None):
     device, warning = resolve_device(args.device)
     if warning:
         print(f"[node] {warning}")
+    if args.tuned_client:
+        print(f"[node] client keeps freed buffers (glibc mallopt): {keep_freed_buffers()}")
     H, W = args.height, args.width
     # The same weights on both sides: the node loads the checkpoint the bare model comes from.
     checkpoint = args.checkpoint or str(tmp / f"random_{args.config.replace('/', '_')}.safetensors")

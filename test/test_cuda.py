@@ -71,6 +71,22 @@ def test_cuda_graph_replay_gives_the_eager_depth(tmp_path, fp16):
 
 
 @cuda
+@pytest.mark.parametrize("graphs", [False, True])
+def test_fp16_with_weights_cast_once_is_autocast_with_fp32_weights(tmp_path, graphs):
+    """The fp16 estimator's Linear/Conv2d weights are fp16 from load; autocast on fp32
+    weights (what ran before) must give the same depth, eager and graph-replayed."""
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", tiny_model(seed=5))
+    half = DepthEstimator(checkpoint=ckpt, device="cuda", fp16=True, cuda_graphs=graphs)
+    assert any(m.weight.dtype == torch.float16 for m in half.model.modules() if isinstance(m, torch.nn.Linear))
+    before = DepthEstimator(checkpoint=ckpt, device="cuda", cuda_graphs=graphs)
+    before.amp_dtype = torch.float16  # fp32 weights under the same autocast
+    for rgb in _frames(120, 160):
+        got, want = half.predict(rgb, "a bedroom"), before.predict(rgb, "a bedroom")
+        np.testing.assert_array_equal(got.depth, want.depth)
+        np.testing.assert_array_equal(got.uncertainty, want.uncertainty)
+
+
+@cuda
 def test_cuda_graph_sizes_are_bounded_and_each_size_is_right(tmp_path):
     ckpt = save_checkpoint(tmp_path / "m.safetensors", tiny_model(seed=4))
     eager = DepthEstimator(checkpoint=ckpt, device="cuda", cuda_graphs=False)
