@@ -39,10 +39,10 @@ def feeder(args) -> None:
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from node_client import camera_info
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
     def stamp_sec(msg):  # a message, or (--stamp-only) its CDR bytes: header.stamp.sec at bytes 4..8
         return int.from_bytes(msg[4:8], "little") if args.stamp_only else msg.header.stamp.sec
-    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
     rclpy.init()
     node = rclpy.create_node("gil_bench_feeder")
