@@ -1,8 +1,8 @@
 """Every benchmark of the performance issue in one run (`make bench`), CPU-sized:
 point cloud packing, text cache, node over DDS (tiny, short stream), the node's plumbing
-at 120 Hz with a GIL-free stand-in forward and its latency stage by stage, the onnxruntime backend against torch, model
-speed (tiny, fp32 and bf16 only), half-precision weights cast once vs per forward (paper
-config, small image). Ends with one table of every ratio and its target.
+at 120 Hz with a GIL-free stand-in forward and its latency stage by stage, the
+onnxruntime backend against torch, model speed (tiny, fp32 and bf16 only), half-precision
+weights cast once vs per forward (paper config, small image). Ends with one table of every ratio and its target.
 
 A benchmark that crashes is reported and makes the exit status 1; a missed target is
 reported in the table (benchmarks measure, they do not gate). A few minutes on 2 cores.

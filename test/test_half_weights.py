@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from textdepth_ros.inference import DepthEstimator
+from textdepth_ros.inference import HALF_WEIGHT_MODULES, DepthEstimator
 from textdepth_ros.model.checkpoint import save_checkpoint
 
 from model_helpers import tiny_model
@@ -58,8 +58,8 @@ def test_cast_weights_give_the_same_depth_as_autocast_with_fp32_weights(checkpoi
         want, old_ops = forward_counted(before, image)
         assert np.array_equal(got.depth, want.depth) and np.array_equal(got.uncertainty, want.uncertainty)
         assert got.depth_range == want.depth_range
-    cast = sum(1 for m in half.model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
-               and m.weight.dtype == torch.bfloat16)
+    cast = sum(1 for m in half.model.modules()
+               if isinstance(m, HALF_WEIGHT_MODULES) and m.weight.dtype == torch.bfloat16)
     assert cast > 20
     # each cast module's weight (and bias) was cast by autocast in every forward before
     assert old_ops.casts - new_ops.casts >= cast

@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from textdepth_ros.atomic_io import atomic_files
 from textdepth_ros.image_limits import check_min_side
 from textdepth_ros.metrics import max_rel_diff

@@ -58,16 +58,15 @@ def autocast_dtype(device: torch.device, fp16: bool):
 HALF_WEIGHT_MODULES = (torch.nn.Linear, torch.nn.Conv2d)
 
 
-def cast_matmul_weights(model: torch.nn.Module, dtype: torch.dtype) -> int:
+def cast_matmul_weights(model: torch.nn.Module, dtype: torch.dtype) -> None:
     """Casts the weights and biases of every Linear/Conv2d outside the text tower to
     `dtype` (norms, tables and the text tower, which runs without autocast, stay as
-    they are). For a model served under autocast to `dtype` only. Returns the count."""
+    they are). For a model served under autocast to `dtype` only."""
     text_tower = getattr(model, "text_encoder", None)
     skip = {id(m) for m in text_tower.modules()} if text_tower is not None else set()
-    modules = [m for m in model.modules() if isinstance(m, HALF_WEIGHT_MODULES) and id(m) not in skip]
-    for module in modules:
-        module.to(dtype)
-    return len(modules)
+    for module in model.modules():
+        if isinstance(module, HALF_WEIGHT_MODULES) and id(module) not in skip:
+            module.to(dtype)
 
 
 def own_copy(model: torch.nn.Module) -> torch.nn.Module:

@@ -23,16 +23,16 @@ METRIC_NAMES = ("silog", "abs_rel", "log10", "rmse", "sq_rel", "rmse_log", "d1",
 LOWER_IS_BETTER = {"silog", "abs_rel", "log10", "rmse", "sq_rel", "rmse_log"}
 
 MIN_DEPTH_EVAL = 1e-3
+MAX_DEPTH_EVAL = 10.0
+# Eigen crop for NYU at 480x640 (eval.py: eval_mask[45:471, 41:601] = 1).
+EIGEN_CROP = (45, 471, 41, 601)
+NYU_SHAPE = (480, 640)
 
 
 def max_rel_diff(depth, reference) -> float:
     """Largest per-pixel |depth - reference| / |reference|: how two implementations of the
     same network (graph vs eager, onnxruntime vs torch) are compared, not a metric."""
     return float(np.max(np.abs(depth - reference) / np.abs(reference)))
-MAX_DEPTH_EVAL = 10.0
-# Eigen crop for NYU at 480x640 (eval.py: eval_mask[45:471, 41:601] = 1).
-EIGEN_CROP = (45, 471, 41, 601)
-NYU_SHAPE = (480, 640)
 
 
 def _float_dtype(*arrays):
