@@ -1,17 +1,21 @@
 """Half precision with the matmul weights cast once (inference.cast_matmul_weights) gives
-exactly what autocast gave with fp32 weights, with fewer ops per forward. On CPU autocast's
-half type is bfloat16; CUDA's fp16 takes the same code path (test_cuda.py runs it)."""
+exactly what autocast gave with fp32 weights, with fewer ops per forward, and the node
+serves it from a params file. On CPU autocast's half type is bfloat16; CUDA's fp16 takes
+the same code path (test_cuda.py runs it)."""
 import collections
 
 import numpy as np
 import pytest
 import torch
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from textdepth_ros.inference import HALF_WEIGHT_MODULES, DepthEstimator
 from textdepth_ros.model.checkpoint import save_checkpoint
+from textdepth_ros.ros.conversions import image_to_numpy
 
 from model_helpers import tiny_model
+from ros_helpers import NodeProcess, Stamps, camera_info, connected_client, sample_image
 
 TEXT = "a kitchen with a table"
 
@@ -89,3 +93,37 @@ def test_a_shared_model_is_copied_not_changed(checkpoint):
     reference = DepthEstimator(checkpoint=checkpoint, device="cpu").predict(image, TEXT)
     assert np.array_equal(fp32.predict(image, TEXT).depth, reference.depth)
     assert np.abs(half.predict(image, TEXT).depth - reference.depth).max() < 0.5
+
+
+def test_the_node_serves_fp16_from_a_params_file_at_camera_size(checkpoint, tmp_path):
+    """As a user runs it: `fp16: true` with other non-default values in a params file, the
+    node under a namespace, a 640x480 frame from this (another) process with default DDS
+    settings, published reliable as drivers do. The node's depth is the half estimator's."""
+    height, width, text = 480, 640, "a narrow hallway with doors"
+    params_file = tmp_path / "depth.yaml"
+    params_file.write_text(f"""/**/depth_node:
+  ros__parameters:
+    checkpoint: "{checkpoint}"
+    fp16: true
+    default_text: "{text}"
+    warmup_height: {height}
+    warmup_width: {width}
+    publish_cloud: false
+    diagnostics_period: 0.2
+""")
+    node = NodeProcess(params_file=params_file, namespace="/robot2")
+    try:
+        node.wait_ready()
+        assert "on cpu bf16" in node.log(), node.log()
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        with connected_client(namespace="robot2", image_qos=reliable) as client:
+            client.wait_reliable_image_subscription()
+            image = sample_image(height, width)
+            key = client.send_frame(image, Stamps.take(), info=camera_info(height, width))
+            depth = image_to_numpy(client.wait_depth(key, timeout=120)["depth"])
+        assert node.interrupt() == 0 and "Traceback" not in node.log(), node.log()
+    finally:
+        node.cleanup()
+    expected = DepthEstimator(checkpoint=checkpoint, device="cpu", fp16=True).predict(image, text).depth
+    assert depth.shape == (height, width)
+    np.testing.assert_allclose(depth, expected, rtol=1e-5)
