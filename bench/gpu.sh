@@ -4,6 +4,8 @@
 #      bf16), graph vs eager difference, operators + kernels per forward (torch.profiler);
 #   1b. half precision with the matmul weights cast once vs cast by autocast per forward
 #      (bench/half_weights_bench.py): same depth, casts and kernels per forward, time;
+#   1c. window attentions keeping their bias vs building it per forward
+#      (bench/attention_bias_bench.py, CUDA graphs fp16): same depth, kernels, replay time;
 #   2. the CUDA tests (graph = eager, text change, LRU, capture-failure fallback, fp16);
 #   3. depth_node with CUDA graphs (fp16): e2e / bare ratio, 60 and 120 Hz streams;
 #   4. depth_node with torch.compile + CUDA graphs (fp16) from an EMPTY compile cache:
@@ -17,9 +19,9 @@
 #   5. model speed compile + graph fp16 (cache warm from 4; the first step the budget
 #      drops: 4 already has the compile + graph forward);
 #   6. a summary table (summary.json).
-# Output: OUTDIR/{gpu.log, steps.tsv, model_paper.json, half.json, node_graph.json,
-# node_graph_lean.json, node_compile.json, model_paper_compile.json, gil.json, summary.json}
-# (10 files, one folder).
+# Output: OUTDIR/{gpu.log, steps.tsv, model_paper.json, half.json, attention_bias.json,
+# node_graph.json, node_graph_lean.json, node_compile.json, model_paper_compile.json, gil.json,
+# summary.json} (11 files, one folder).
 # Uses that machine's python3 (with torch); packages it lacks come as cp312 wheels in
 # .whl/ (bash bench/fetch_gpu_wheels.sh here first; carry `.whl`).
 # Usage: bash bench/gpu.sh [OUTDIR]            BUDGET=seconds (default 480) caps the whole run.
@@ -79,6 +81,8 @@ node=("${common[@]}" --checkpoint "$CKPT" --fp16 --frames $FRAMES --warmup 2 --r
 step model 120 $PY bench/model_speed.py "${common[@]}" --repeats $REPEATS --profile fp16,graph_fp16 \
   --modes fp32,fp16,bf16,graph_fp32,graph_fp16,graph_bf16 --json "$OUTDIR/model_paper.json"
 step half 90 $PY bench/half_weights_bench.py "${common[@]}" --repeats $REPEATS --json "$OUTDIR/half.json"
+step attention_bias 60 $PY bench/attention_bias_bench.py "${common[@]}" --repeats $REPEATS \
+  --json "$OUTDIR/attention_bias.json"
 step tests 100 $PY -m pytest -q -rs -p no:cacheprovider test/test_cuda.py
 step checkpoint 60 $PY -c "import sys, torch; from textdepth_ros.model import build_model; \
 from textdepth_ros.model.checkpoint import save_checkpoint; torch.manual_seed(0); \

@@ -63,6 +63,17 @@ def rows_for_node(label: str, data: dict, rows: list, bare_target: float) -> Non
                      f"restart <= {RESTART_SHARE:g} x first", again <= RESTART_SHARE * first))
 
 
+def rows_for_comparison(data: dict, what: str, new: str, old: str, rows: list) -> None:
+    """profiling.compare_estimators' result: same depth, casts, kernels, time ratio."""
+    if not data:
+        return
+    c = data["counts"]
+    rows.append((f"{what}: same depth; casts; kernels per forward",
+                 f"{data['identical']}; {c[new]['casts']} vs {c[old]['casts']}; "
+                 f"{c[new].get('gpu_kernels', '-')} vs {c[old].get('gpu_kernels', '-')}", "True", data["identical"]))
+    rows.append((f"{what}: predict time ratio", f"{data['time_ratio']:.2f}", "-", None))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("folder", help="bench/gpu.sh's output folder")
@@ -73,14 +84,9 @@ def main(argv=None):
     rows_for_node("CUDA graphs", load(folder, "node_graph.json"), rows, GRAPH_FPS)
     rows_for_node("CUDA graphs, no cloud, tuned client", load(folder, "node_graph_lean.json"), rows, GRAPH_FPS)
     rows_for_node("compile + graphs", load(folder, "node_compile.json"), rows, COMPILE_GRAPH_FPS)
-    half = load(folder, "half.json")
-    if half:
-        c = half["counts"]
-        rows.append(("half weights cast once vs per forward: same depth; casts; kernels (eager)",
-                     f"{half['identical']}; {c['cast once']['casts']} vs {c['cast per forward']['casts']}; "
-                     f"{c['cast once'].get('gpu_kernels', '-')} vs {c['cast per forward'].get('gpu_kernels', '-')}",
-                     "True", half["identical"]))
-        rows.append(("half weights: eager predict time, cast once / per forward", f"{half['time_ratio']:.2f}", "-", None))
+    for file, what, new, old in (("half.json", "half weights cast once vs per forward", "cast once", "cast per forward"),
+                                 ("attention_bias.json", "attention bias kept vs per forward", "kept", "per forward")):
+        rows_for_comparison(load(folder, file), what, new, old, rows)
     gil = load(folder, "gil.json")
     if gil:
         for switch in (str(gil["default_switch_ms"]), str(gil["node_switch_ms"])):

@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import add_model_arguments, dist, fmt
+from common import add_model_arguments, fmt
 
 
 def main(argv=None):
@@ -26,7 +26,7 @@ def main(argv=None):
     import numpy as np
     import torch
 
-    from profiling import count_ops
+    from profiling import compare_estimators
     from textdepth_ros.inference import DepthEstimator
     from textdepth_ros.model import build_model
 
@@ -37,19 +37,9 @@ def main(argv=None):
     per_forward.amp_dtype = cast.amp_dtype  # ... under the same autocast
     variants = {"cast once": cast, "cast per forward": per_forward}
     rgb = (np.random.default_rng(0).random((args.height, args.width, 3)) * 255).astype(np.uint8)
-    text = "a living room with a sofa"
-    sync = torch.cuda.synchronize if cast.device.type == "cuda" else None
-    depth = {name: est.predict(rgb, text).depth for name, est in variants.items()}  # also the warm-up
-    counts = {name: count_ops(lambda: (est.device_forward(rgb, text), sync and sync()), cast.device)
-              for name, est in variants.items()}
-    times = {name: [] for name in variants}
-    for _ in range(args.repeats):
-        for name, est in variants.items():
-            times[name].append(est.predict(rgb, text).forward_ms / 1000.0)
     result = {"config": args.config, "size": [args.height, args.width], "device": str(cast.device),
-              "describe": cast.describe(), "identical": bool(np.array_equal(depth["cast once"], depth["cast per forward"])),
-              "counts": counts, "forward": {k: dist(v) for k, v in times.items()}}
-    result["time_ratio"] = result["forward"]["cast once"]["median_ms"] / result["forward"]["cast per forward"]["median_ms"]
+              **compare_estimators(variants, rgb, "a living room with a sofa", args.repeats)}
+    counts = result["counts"]
     print(f"[half] {cast.describe()}, {args.height}x{args.width}")
     for name in variants:
         print(f"[half] {name:17s} per forward {counts[name]}; predict {fmt(result['forward'][name])}")

@@ -36,3 +36,27 @@ def uncaptured_forward(estimator, rgb, text, sync):
     estimator._program(image, embedding)
     if sync:
         sync()
+
+
+def compare_estimators(variants: dict, rgb, text: str, repeats: int) -> dict:
+    """The same frame through each estimator of `variants` (name -> estimator; the first is
+    the new way, the second the old): whether their depths are bit-identical, operators /
+    casts / kernels per forward of the program a CUDA graph would replay, and the predict
+    time, the variants alternated call by call (this machine is shared and noisy)."""
+    import numpy as np
+
+    from common import dist
+
+    (new, new_est), (old, _) = list(variants.items())[:2]
+    sync = torch.cuda.synchronize if new_est.device.type == "cuda" else None
+    depth = {name: est.predict(rgb, text).depth for name, est in variants.items()}  # also the warm-up / capture
+    counts = {name: count_ops(lambda: uncaptured_forward(est, rgb, text, sync), est.device)
+              for name, est in variants.items()}
+    times = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, est in variants.items():
+            times[name].append(est.predict(rgb, text).forward_ms / 1000.0)
+    forward = {name: dist(t) for name, t in times.items()}
+    return {"describe": new_est.describe(), "identical": bool(np.array_equal(depth[new], depth[old])),
+            "counts": counts, "forward": forward,
+            "time_ratio": forward[new]["median_ms"] / forward[old]["median_ms"]}

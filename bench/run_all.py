@@ -2,7 +2,8 @@
 point cloud packing, text cache, node over DDS (tiny, short stream), the node's plumbing
 at 120 Hz with a GIL-free stand-in forward and its latency stage by stage, the
 onnxruntime backend against torch, model speed (tiny, fp32 and bf16 only), half-precision
-weights cast once vs per forward (paper config, small image). Ends with one table of every ratio and its target.
+weights cast once vs per forward and attention biases kept vs built per forward (paper
+config, small image). Ends with one table of every ratio and its target.
 
 A benchmark that crashes is reported and makes the exit status 1; a missed target is
 reported in the table (benchmarks measure, they do not gate). A few minutes on 2 cores.
@@ -39,6 +40,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import gil_bench
+    import attention_bias_bench
     import half_weights_bench
     import model_speed
     import node_bench
@@ -113,6 +115,15 @@ def main(argv=None):
         rows.append(("model", "  casts per forward, cast once / per forward (info)",
                      f"{c['cast once']['casts']}/{c['cast per forward']['casts']}", "-", None))
         rows.append(("model", "  predict time, cast once / per forward (info)", hw["time_ratio"], "-", None))
+
+    ab = run("kept attention biases", lambda: attention_bias_bench.main(["--device", args.device, "--repeats", "2"]),
+             failures)
+    if ab:
+        c = ab["counts"]
+        rows.append(("model", f"paper {ab['size'][0]}x{ab['size'][1]} {ab['device']} half: depth with attention biases "
+                     "kept == built per forward", ab["identical"], "== True", ab["identical"]))
+        rows.append(("model", "  operators per forward, kept / per forward (info)",
+                     f"{c['kept']['aten_ops']}/{c['per forward']['aten_ops']}", "-", None))
 
     print(f"\n=== summary ({time.monotonic() - start:.0f} s) ===")
     width = max(len(r[1]) for r in rows) if rows else 10

@@ -131,3 +131,65 @@ def test_a_failed_capture_falls_back_to_eager_with_one_log_line(tmp_path):
     assert done.returncode == 0 and "FALLBACK_OK" in done.stdout, done.stdout + done.stderr
     warnings = [line for line in done.stderr.splitlines() if "CUDA graph capture failed" in line]
     assert len(warnings) == 1, done.stderr
+
+
+def _window_attention_on_cuda():
+    from textdepth_ros.model.attention_bias import keep_attention_biases
+    from textdepth_ros.model.swin import WindowSelfAttention
+
+    torch.manual_seed(0)
+    attn = WindowSelfAttention(dim=64, heads=4, window=7).cuda().eval()
+    keep_attention_biases(attn, True)
+    return attn, attn.relative_position_bias_table, attn.relative_position_index
+
+
+@cuda
+@pytest.mark.parametrize("shifted", [False, True], ids=["plain", "shifted"])
+def test_kept_masks_have_aligned_rows_so_sdpa_copies_nothing(shifted):
+    """SDPA's memory-efficient kernel pads a mask whose rows are not 8-aligned into a new
+    tensor on every call; the kept mask (and the per-forward shifted sum) come aligned."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.profiler import ProfilerActivity, profile
+
+    from textdepth_ros.model.attention_bias import per_forward_mask
+    from textdepth_ros.model.windows import shift_mask
+
+    attn, table, index = _window_attention_on_cuda()
+    shift = shift_mask(14, 21, 7, 3, torch.device("cuda")) if shifted else None
+    q, k, v = torch.randn(3, 6, 4, 49, 16, device="cuda", dtype=torch.float16)
+    with torch.inference_mode():
+        kept = attn.attention_bias(table, index, shift, torch.float16)
+        plain = per_forward_mask(table, index, shift, torch.float16).contiguous()
+        assert kept.stride(-1) == 1 and all(s % 8 == 0 for s in kept.stride()[:-1])
+        assert torch.equal(kept, plain)
+        pads, outs = {}, {}
+        for name, mask in (("kept", kept), ("plain", plain)):
+            with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION), profile(activities=[ProfilerActivity.CPU]) as prof:
+                outs[name] = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            pads[name] = sum(e.name in ("aten::pad", "aten::constant_pad_nd") for e in prof.events())
+    assert pads["kept"] == 0 and pads["plain"] >= 1, pads
+    torch.testing.assert_close(outs["kept"], outs["plain"], rtol=1e-3, atol=1e-3)
+
+
+@cuda
+def test_a_graph_capture_keeps_nothing_new_and_replays_what_was_kept():
+    """Tensors made during a capture live in the graph's pool and hold nothing until a
+    replay: a capture must not keep them; one after an eager forward reads the kept bias."""
+    from textdepth_ros.model.attention_bias import per_forward_mask
+
+    attn, table, index = _window_attention_on_cuda()
+    want = per_forward_mask(table, index, None, torch.float16).detach()
+    with torch.inference_mode():
+        first = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(first):
+            out = attn.attention_bias(table, index, None, torch.float16)
+        assert attn.attention_bias._entries == {}
+        first.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out, want)
+        kept = attn.attention_bias(table, index, None, torch.float16)  # eager: kept now
+        second = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(second):
+            again = attn.attention_bias(table, index, None, torch.float16)
+        assert again is kept and torch.equal(kept, want)

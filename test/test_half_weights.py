@@ -2,38 +2,19 @@
 exactly what autocast gave with fp32 weights, with fewer ops per forward, and the node
 serves it from a params file. On CPU autocast's half type is bfloat16; CUDA's fp16 takes
 the same code path (test_cuda.py runs it)."""
-import collections
-
 import numpy as np
 import pytest
 import torch
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from textdepth_ros.inference import HALF_WEIGHT_MODULES, DepthEstimator
 from textdepth_ros.model.checkpoint import save_checkpoint
 from textdepth_ros.ros.conversions import image_to_numpy
 
-from model_helpers import tiny_model
+from model_helpers import CountOps, tiny_model
 from ros_helpers import NodeProcess, Stamps, camera_info, connected_client, sample_image
 
 TEXT = "a kitchen with a table"
-
-
-class CountOps(TorchDispatchMode):
-    """aten ops as dispatched (below autocast, so its casts are counted)."""
-
-    def __init__(self):
-        super().__init__()
-        self.ops = collections.Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops[str(func.overloadpacket)] += 1
-        return func(*args, **(kwargs or {}))
-
-    @property
-    def casts(self) -> int:
-        return self.ops["aten.to"] + self.ops["aten._to_copy"]
 
 
 @pytest.fixture(scope="module")

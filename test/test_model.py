@@ -94,6 +94,14 @@ def test_text_cache_is_bounded_and_long_text_is_truncated():
     assert model.encode_text([long_text]).shape == (1, model.text_encoder.width)
 
 
+def test_loading_other_weights_forgets_the_cached_text_embeddings():
+    model, other = tiny_model(seed=0).eval(), tiny_model(seed=1).eval()
+    stale = model.encode_text(["a kitchen"])
+    model.load_state_dict(other.state_dict())
+    fresh = model.encode_text(["a kitchen"])
+    assert torch.equal(fresh, other.encode_text(["a kitchen"])) and not torch.equal(fresh, stale)
+
+
 def test_gradients_reach_text_modules_but_not_the_frozen_text_tower():
     model = tiny_model().train()
     out = model(images(2), texts=["a bedroom", "an office"])

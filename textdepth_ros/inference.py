@@ -17,6 +17,7 @@ import torch
 from textdepth_ros.cuda_graphs import GraphCache
 from textdepth_ros.errors import UserError
 from textdepth_ros.model import build_model
+from textdepth_ros.model.attention_bias import keep_attention_biases
 from textdepth_ros.model.checkpoint import load_checkpoint
 
 log = logging.getLogger("textdepth_ros.inference")
@@ -167,6 +168,9 @@ class DepthEstimator(ServingModel):
             if model is not None:
                 self.model = own_copy(self.model)
             cast_matmul_weights(self.model, self.amp_dtype)
+        # Served weights never change: each window attention keeps its bias, cast and laid
+        # out for the fused kernel, instead of rebuilding it per frame (model/attention_bias.py).
+        keep_attention_biases(self.model, True)
         # torch.compile fuses the many small kernels of Swin and the decoder (the first
         # frame of each new input size pays the compilation, so warm up at the camera's
         # size; dynamic=False keeps one static, graph-capturable specialization per size).

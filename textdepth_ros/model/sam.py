@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textdepth_ros.model.windows import (pad_to_windows, relative_position_bias, relative_position_index, window_attention,
-                                         window_partition, window_reverse)
+from textdepth_ros.model.attention_bias import AttentionBias
+from textdepth_ros.model.windows import (pad_to_windows, relative_position_index, window_attention, window_partition,
+                                         window_reverse)
 
 
 class WindowCrossAttention(nn.Module):
@@ -23,14 +24,15 @@ class WindowCrossAttention(nn.Module):
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
+        self.attention_bias = AttentionBias()
 
     def forward(self, queries: torch.Tensor, skips: torch.Tensor) -> torch.Tensor:
         """queries, skips: [B*nW, w*w, C] -> [B*nW, w*w, C]."""
         bw, n, c = queries.shape
         q = self.to_q(queries).view(bw, n, self.heads, -1).transpose(1, 2)
         k, v = self.to_kv(skips).view(bw, n, 2, self.heads, -1).permute(2, 0, 3, 1, 4)
-        bias = relative_position_bias(self.relative_position_bias_table, self.relative_position_index)
-        out = window_attention(q, k, v, bias, scale=self.scale)
+        attn_mask = self.attention_bias(self.relative_position_bias_table, self.relative_position_index, None, q.dtype)
+        out = window_attention(q, k, v, attn_mask, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 

@@ -17,8 +17,9 @@ from timm.layers import DropPath, Mlp
 from torch import nn
 
 from textdepth_ros.errors import UserError
-from textdepth_ros.model.windows import (pad_to_windows, relative_position_bias, relative_position_index, shift_mask,
-                                         window_attention, window_partition, window_reverse)
+from textdepth_ros.model.attention_bias import AttentionBias
+from textdepth_ros.model.windows import (pad_to_windows, relative_position_index, shift_mask, window_attention,
+                                         window_partition, window_reverse)
 
 # Published Swin sizes: embedding width, blocks per stage, heads per stage.
 SWIN_SIZES = {
@@ -53,13 +54,14 @@ class WindowSelfAttention(nn.Module):
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
+        self.attention_bias = AttentionBias()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor = None) -> torch.Tensor:
         """x [B*nW, N, C], mask [nW, N, N] or None -> [B*nW, N, C]."""
         bw, n, c = x.shape
         q, k, v = self.qkv(x).view(bw, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        bias = relative_position_bias(self.relative_position_bias_table, self.relative_position_index)
-        out = window_attention(q, k, v, bias, mask, self.scale)
+        attn_mask = self.attention_bias(self.relative_position_bias_table, self.relative_position_index, mask, q.dtype)
+        out = window_attention(q, k, v, attn_mask, self.scale)
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 

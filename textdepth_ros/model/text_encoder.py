@@ -92,6 +92,11 @@ class ClipTextEncoder(nn.Module):
         self._cache = OrderedDict()
         return super()._apply(fn, *args, **kwargs)
 
+    def _load_from_state_dict(self, *args, **kwargs):
+        # New weights (the model's load_state_dict) make every cached embedding stale.
+        self.clear_cache()
+        return super()._load_from_state_dict(*args, **kwargs)
+
     def token_count(self, text: str) -> int:
         """Tokens the text needs before truncation (start and end tokens included)."""
         return len(self.tokenizer.encode(text)) + 2

@@ -7,7 +7,8 @@ PixelFormer's own softmax(q k^T) v, which rounds as the reference does (depth wi
 windows (measured: 8.3 s vs 10.0 s for a Swin-T forward at 480x640 on 2 cores).
 
 Everything that depends only on sizes (the bias index, the shift mask) is computed
-once: the index is a buffer, the mask is cached per padded feature size and device.
+once: the index is a buffer, the mask is cached per padded feature size and device. The
+bias itself depends on the weights and is kept by model/attention_bias.py.
 """
 import torch
 import torch.nn.functional as F
@@ -79,16 +80,14 @@ def shift_mask(hp: int, wp: int, window: int, shift: int, device) -> torch.Tenso
     return mask
 
 
-def window_attention(q, k, v, bias: torch.Tensor, mask: torch.Tensor = None, scale: float = None) -> torch.Tensor:
-    """softmax(q k^T * scale + bias (+ mask)) v inside each window.
-    q, k, v [B*nW, heads, N, d]; bias [heads, N, N]; mask [nW, N, N] or None."""
-    attn_mask = bias
-    if mask is not None:
-        windows = mask.shape[0]
-        attn_mask = bias[None] + mask[:, None]  # [nW, heads, N, N]
+def window_attention(q, k, v, attn_mask: torch.Tensor, scale: float = None) -> torch.Tensor:
+    """softmax(q k^T * scale + attn_mask) v inside each window. q, k, v [B*nW, heads, N, d];
+    attn_mask in q's dtype: the bias [heads, N, N] or bias + shift mask [nW, heads, N, N]
+    (model/attention_bias.py)."""
+    windows = attn_mask.shape[0] if attn_mask.dim() == 4 else q.shape[0]
+    if q.shape[0] != windows:  # a batch of images: the same mask for each
         batch = q.shape[0] // windows
         attn_mask = attn_mask[None].expand(batch, -1, -1, -1, -1).reshape(q.shape[0], *attn_mask.shape[1:])
-    attn_mask = attn_mask.to(q.dtype)
     if q.device.type == "cpu":  # the reference's arithmetic (see the module docstring)
         scale = q.shape[-1] ** -0.5 if scale is None else scale
         return ((q * scale) @ k.transpose(-2, -1) + attn_mask).softmax(-1) @ v
