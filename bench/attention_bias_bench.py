@@ -10,10 +10,8 @@ fp16 on CUDA), CPU.
 """
 import argparse
 import copy
-import json
-from pathlib import Path
 
-from common import add_model_arguments, fmt
+from common import add_model_arguments
 
 
 def main(argv=None):
@@ -28,7 +26,7 @@ def main(argv=None):
     import numpy as np
     import torch
 
-    from profiling import compare_estimators
+    from profiling import compare_estimators, report_comparison
     from textdepth_ros.inference import DepthEstimator
     from textdepth_ros.model import build_model
     from textdepth_ros.model.attention_bias import keep_attention_biases
@@ -42,15 +40,8 @@ def main(argv=None):
     rgb = (np.random.default_rng(0).random((args.height, args.width, 3)) * 255).astype(np.uint8)
     result = {"config": args.config, "size": [args.height, args.width], "device": str(kept.device),
               "attentions": attentions, **compare_estimators(variants, rgb, "a living room with a sofa", args.repeats)}
-    counts = result["counts"]
-    print(f"[bias] {kept.describe()}, {args.height}x{args.width}, {attentions} window attentions")
-    for name in variants:
-        print(f"[bias] {name:11s} per forward {counts[name]}; predict {fmt(result['forward'][name])}")
-    print(f"[bias] depth identical: {result['identical']}; operators per forward {counts['per forward']['aten_ops']} -> "
-          f"{counts['kept']['aten_ops']}; time kept / per forward {result['time_ratio']:.2f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    return result
+    return report_comparison("bias", result, f"{kept.describe()}, {args.height}x{args.width}, "
+                             f"{attentions} window attentions", args.json)
 
 
 if __name__ == "__main__":

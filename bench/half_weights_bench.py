@@ -9,10 +9,8 @@ measured. Default: paper config (its ~290 weight casts), random weights, 224x288
 (bf16, the half type CPU autocast has; fp16 on CUDA).
 """
 import argparse
-import json
-from pathlib import Path
 
-from common import add_model_arguments, fmt
+from common import add_model_arguments
 
 
 def main(argv=None):
@@ -26,7 +24,7 @@ def main(argv=None):
     import numpy as np
     import torch
 
-    from profiling import compare_estimators
+    from profiling import compare_estimators, report_comparison
     from textdepth_ros.inference import DepthEstimator
     from textdepth_ros.model import build_model
 
@@ -39,15 +37,7 @@ def main(argv=None):
     rgb = (np.random.default_rng(0).random((args.height, args.width, 3)) * 255).astype(np.uint8)
     result = {"config": args.config, "size": [args.height, args.width], "device": str(cast.device),
               **compare_estimators(variants, rgb, "a living room with a sofa", args.repeats)}
-    counts = result["counts"]
-    print(f"[half] {cast.describe()}, {args.height}x{args.width}")
-    for name in variants:
-        print(f"[half] {name:17s} per forward {counts[name]}; predict {fmt(result['forward'][name])}")
-    print(f"[half] depth identical: {result['identical']}; casts per forward {counts['cast per forward']['casts']} -> "
-          f"{counts['cast once']['casts']}; time cast once / cast per forward {result['time_ratio']:.2f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    return result
+    return report_comparison("half", result, f"{cast.describe()}, {args.height}x{args.width}", args.json)
 
 
 if __name__ == "__main__":

@@ -60,3 +60,24 @@ def compare_estimators(variants: dict, rgb, text: str, repeats: int) -> dict:
     return {"describe": new_est.describe(), "identical": bool(np.array_equal(depth[new], depth[old])),
             "counts": counts, "forward": forward,
             "time_ratio": forward[new]["median_ms"] / forward[old]["median_ms"]}
+
+
+def report_comparison(tag: str, result: dict, headline: str, json_path=None) -> dict:
+    """Print compare_estimators' result (each variant's counts and time, then whether the
+    depth is identical and the time ratio) under `[tag]`, and write it to `json_path`."""
+    import json
+    from pathlib import Path
+
+    from common import fmt
+
+    new, old = list(result["counts"])[:2]
+    print(f"[{tag}] {headline}")
+    for name, counts in result["counts"].items():
+        print(f"[{tag}] {name:17s} per forward {counts}; predict {fmt(result['forward'][name])}")
+    print(f"[{tag}] depth identical: {result['identical']}; operators per forward "
+          f"{result['counts'][old]['aten_ops']} -> {result['counts'][new]['aten_ops']}, casts "
+          f"{result['counts'][old]['casts']} -> {result['counts'][new]['casts']}; time {new} / {old} "
+          f"{result['time_ratio']:.2f}")
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2))
+    return result

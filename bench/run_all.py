@@ -106,24 +106,17 @@ def main(argv=None):
             rows.append(("model", f"tiny 480x640 {mode} on {args.device}: FPS (speed-up vs fp32)",
                          f"{r['fps']:.2f} (x{r['speedup_vs_fp32']:.2f})", "-", None))
 
-    hw = run("half-precision weights", lambda: half_weights_bench.main(["--device", args.device, "--repeats", "2"]),
-             failures)
-    if hw:
-        c = hw["counts"]
-        rows.append(("model", f"paper {hw['size'][0]}x{hw['size'][1]} {hw['device']} half: depth with weights cast once "
-                     "== cast by autocast per forward", hw["identical"], "== True", hw["identical"]))
-        rows.append(("model", "  casts per forward, cast once / per forward (info)",
-                     f"{c['cast once']['casts']}/{c['cast per forward']['casts']}", "-", None))
-        rows.append(("model", "  predict time, cast once / per forward (info)", hw["time_ratio"], "-", None))
-
-    ab = run("kept attention biases", lambda: attention_bias_bench.main(["--device", args.device, "--repeats", "2"]),
-             failures)
-    if ab:
-        c = ab["counts"]
-        rows.append(("model", f"paper {ab['size'][0]}x{ab['size'][1]} {ab['device']} half: depth with attention biases "
-                     "kept == built per forward", ab["identical"], "== True", ab["identical"]))
-        rows.append(("model", "  operators per forward, kept / per forward (info)",
-                     f"{c['kept']['aten_ops']}/{c['per forward']['aten_ops']}", "-", None))
+    for name, bench, what in (("half-precision weights", half_weights_bench, "weights cast once == cast by autocast"),
+                              ("kept attention biases", attention_bias_bench, "attention biases kept == built")):
+        result = run(name, lambda: bench.main(["--device", args.device, "--repeats", "2"]), failures)
+        if result:
+            new, old = list(result["counts"])[:2]
+            c = result["counts"]
+            rows.append(("model", f"paper {result['size'][0]}x{result['size'][1]} {result['device']} half: depth with "
+                         f"{what} per forward", result["identical"], "== True", result["identical"]))
+            rows.append(("model", f"  operators / casts per forward, {new} vs {old} (info)",
+                         f"{c[new]['aten_ops']}/{c[new]['casts']} vs {c[old]['aten_ops']}/{c[old]['casts']}", "-", None))
+            rows.append(("model", f"  predict time, {new} / {old} (info)", result["time_ratio"], "-", None))
 
     print(f"\n=== summary ({time.monotonic() - start:.0f} s) ===")
     width = max(len(r[1]) for r in rows) if rows else 10
