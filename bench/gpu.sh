@@ -24,7 +24,8 @@
 # summary.json} (11 files, one folder).
 # Uses that machine's python3 (with torch); packages it lacks come as cp312 wheels in
 # .whl/ (bash bench/fetch_gpu_wheels.sh here first; carry `.whl`).
-# Usage: bash bench/gpu.sh [OUTDIR]            BUDGET=seconds (default 480) caps the whole run.
+# Usage: bash bench/gpu.sh [OUTDIR]            BUDGET=seconds (default 480) caps the whole run
+#        (the compile steps run only with ~720 or more; a step that cannot finish is skipped).
 #        bash bench/gpu.sh --cpu-check [OUTDIR] the same steps, tiny config at 64x96 on CPU:
 #        checks the plumbing (options, JSON, summary) where no GPU is.
 set -u
@@ -57,13 +58,16 @@ export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
 # A fresh compile cache, so step 4 measures a first start; step 5 reuses it.
 CACHE=$(mktemp -d /tmp/textdepth_compile_cache.XXXX)
 
-# step NAME LIMIT CMD...: run CMD for at most LIMIT (x SCALE) seconds, never past the budget.
+# [NEEDS=S] step NAME LIMIT CMD...: run CMD for at most LIMIT (x SCALE) seconds, never past
+# the budget; skipped when less than NEEDS (x SCALE, default 15) seconds are left, so a step
+# that cannot finish in what is left does not spend device time being killed.
 step() {
-  local name=$1 limit=$(( $2 * SCALE )); shift 2
+  local name=$1 limit=$(( $2 * SCALE )) needs=$(( ${NEEDS:-15} * SCALE )); shift 2
   local left=$(( END - $(date +%s) - 20 ))  # 20 s kept for the summary
   (( left < limit )) && limit=$left
-  if (( limit < 15 )); then
-    echo "=== $name: skipped (budget spent)" | tee -a "$LOG"; printf "%s\t0\tskipped\t0\n" "$name" >> "$STEPS"; return
+  if (( limit < needs )); then
+    echo "=== $name: skipped (budget: ${limit}s left, needs ${needs}s)" | tee -a "$LOG"
+    printf "%s\t0\tskipped\t0\n" "$name" >> "$STEPS"; return
   fi
   echo "=== $name (limit ${limit}s): $*" | tee -a "$LOG"
   local start=$(date +%s)
@@ -91,9 +95,9 @@ step node_graph 120 $PY bench/node_bench.py "${node[@]}" --json "$OUTDIR/node_gr
 step node_graph_lean 90 $PY bench/node_bench.py "${node[@]}" --rate 120 --no-cloud --tuned-client \
   --json "$OUTDIR/node_graph_lean.json"
 step gil 60 $PY bench/gil_bench.py --seconds 3 --forward-ms 5.6 --json "$OUTDIR/gil.json"
-step node_compile 280 $PY bench/node_bench.py "${node[@]}" --compile --compile-cache "$CACHE" --restart --profile \
+NEEDS=220 step node_compile 280 $PY bench/node_bench.py "${node[@]}" --compile --compile-cache "$CACHE" --restart --profile \
   --start-timeout $(( 240 * SCALE )) --json "$OUTDIR/node_compile.json"
-step model_compile 90 $PY bench/model_speed.py "${common[@]}" --repeats $REPEATS --profile --compile-cache "$CACHE" \
+NEEDS=90 step model_compile 90 $PY bench/model_speed.py "${common[@]}" --repeats $REPEATS --profile --compile-cache "$CACHE" \
   --modes fp16,compile_graph_fp16 --json "$OUTDIR/model_paper_compile.json"
 END=$(( END + 20 ))
 step summary 20 $PY bench/gpu_summary.py "$OUTDIR"
