@@ -51,6 +51,10 @@ def rows_for_node(label: str, data: dict, rows: list, bare_target: float) -> Non
                      f"/{s['node_dropped']})", f"{s['fps']:.1f}", target, ok))
         rows.append((f"node {label}: max output age / 2 x forward at {rate:g} Hz", f"{s['max_age_over_two_forward']:.2f}",
                      "<= 1", s["max_age_over_two_forward"] <= 1.0))
+        # wall > GPU: the worker waited (GIL, host copies); GPU > bare: the device itself slowed
+        rows.append((f"node {label}: its forward at {rate:g} Hz, wall / GPU clock (ms; bare "
+                     f"{data['bare_forward']['median_ms']:.1f})",
+                     f"{s.get('node_forward_ms_mean', '?')} / {s.get('node_forward_gpu_ms_mean', '?')}", "-", None))
     if "max_rel_diff_vs_eager" in data:
         rows.append((f"node bench {label}: bare forward, max rel. depth diff vs eager", f"{data['max_rel_diff_vs_eager']:.2e}",
                      "-", None))
