@@ -67,15 +67,17 @@ def rows_for_node(label: str, data: dict, rows: list, bare_target: float) -> Non
                      f"restart <= {RESTART_SHARE:g} x first", again <= RESTART_SHARE * first))
 
 
-def rows_for_comparison(data: dict, what: str, new: str, old: str, rows: list) -> None:
-    """profiling.compare_estimators' result: same depth, casts, kernels, time ratio."""
+def rows_for_comparison(data: dict, what: str, rows: list) -> None:
+    """profiling.compare_estimators' result (new way first, old second): same depth, casts,
+    kernels, time ratio."""
     if not data:
         return
     c = data["counts"]
+    new, old = list(c)[:2]
     rows.append((f"{what}: same depth; casts; kernels per forward",
                  f"{data['identical']}; {c[new]['casts']} vs {c[old]['casts']}; "
                  f"{c[new].get('gpu_kernels', '-')} vs {c[old].get('gpu_kernels', '-')}", "True", data["identical"]))
-    mode = "CUDA graph replays" if "CUDA graphs," in data["describe"] else "eager"  # not "CUDA graphs off"
+    mode = "CUDA graph replays" if data.get("cuda_graphs") else "eager"
     rows.append((f"{what}: predict time ratio ({mode})", f"{data['time_ratio']:.2f}", "-", None))
 
 
@@ -89,9 +91,9 @@ def main(argv=None):
     rows_for_node("CUDA graphs", load(folder, "node_graph.json"), rows, GRAPH_FPS)
     rows_for_node("CUDA graphs, no cloud, tuned client", load(folder, "node_graph_lean.json"), rows, GRAPH_FPS)
     rows_for_node("compile + graphs", load(folder, "node_compile.json"), rows, COMPILE_GRAPH_FPS)
-    for file, what, new, old in (("half.json", "half weights cast once vs per forward", "cast once", "cast per forward"),
-                                 ("attention_bias.json", "attention bias kept vs per forward", "kept", "per forward")):
-        rows_for_comparison(load(folder, file), what, new, old, rows)
+    for file, what in (("half.json", "half weights cast once vs per forward"),
+                       ("attention_bias.json", "attention bias kept vs per forward")):
+        rows_for_comparison(load(folder, file), what, rows)
     gil = load(folder, "gil.json")
     if gil:
         for switch in (str(gil["default_switch_ms"]), str(gil["node_switch_ms"])):

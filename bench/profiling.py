@@ -57,7 +57,8 @@ def compare_estimators(variants: dict, rgb, text: str, repeats: int) -> dict:
         for name, est in variants.items():
             times[name].append(est.predict(rgb, text).forward_ms / 1000.0)
     forward = {name: dist(t) for name, t in times.items()}
-    return {"describe": new_est.describe(), "identical": bool(np.array_equal(depth[new], depth[old])),
+    return {"describe": new_est.describe(), "cuda_graphs": new_est.uses_cuda_graphs,
+            "identical": bool(np.array_equal(depth[new], depth[old])),
             "counts": counts, "forward": forward,
             "time_ratio": forward[new]["median_ms"] / forward[old]["median_ms"]}
 

@@ -39,8 +39,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu", help="device for node_bench and model_speed (default %(default)s)")
     args = parser.parse_args(argv)
 
-    import gil_bench
     import attention_bias_bench
+    import gil_bench
     import half_weights_bench
     import model_speed
     import node_bench
