@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from common import add_size_arguments, dist, fmt, keep_freed_buffers, ros_environment
+from textdepth_ros.ros.spinning import EXECUTORS
 
 FEEDER_READY = "feeder ready"
 
@@ -123,6 +124,8 @@ class GilFreeForward:
 STAGES = ("camera publish -> node callback (DDS, deserialise)", "callback -> worker takes the frame",
           "worker: decode, forward, hand over", "hand over -> publisher starts",
           "publisher: depth to Image + publish()", "publish() returned -> client callback (DDS, deserialise)")
+INSIDE_THE_NODE = STAGES[1:5]  # callback .. the depth publish() returned
+TOTAL = "total: camera publish -> client has depth"
 
 
 class StageClock:
@@ -169,22 +172,24 @@ class StageClock:
                 marks = [sent_at[str(key)]] + [at[n] for n in names] + [depth_at[str(key)]]
                 rows.append([b - a for a, b in zip(marks, marks[1:])] + [marks[-1] - marks[0]])
         columns = list(zip(*rows)) if rows else [[] for _ in range(len(STAGES) + 1)]
-        return {name: dist(col) for name, col in zip(STAGES + ("total: camera publish -> client has depth",), columns)}
+        return {name: dist(col) for name, col in zip(STAGES + (TOTAL,), columns)}
 
 
-def one_run(args, switch_ms: float, tmp: Path) -> dict:
+def one_run(args, switch_ms: float, tmp: Path, executor_kind: str = None) -> dict:
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from textdepth_ros.ros.depth_node import DepthNode
+    from textdepth_ros.ros.spinning import make_executor
 
     context = rclpy.Context()
     rclpy.init(context=context)
     node = DepthNode(context=context, parameter_overrides=[Parameter("gil_switch_interval_ms", value=switch_ms)])
     node.estimator = GilFreeForward(args.forward_ms / 1000.0, args.height, args.width)
     clock = StageClock(node) if args.stages else None
-    executor = SingleThreadedExecutor(context=context)
+    executor, warning = make_executor(context, executor_kind or args.executor)
+    if warning:
+        print(f"[gil] {warning}", flush=True)
     executor.add_node(node)
     spinning = threading.Event()
     spinning.set()
@@ -219,7 +224,8 @@ def one_run(args, switch_ms: float, tmp: Path) -> dict:
     forwards = node.estimator.times[5:]  # the first ones overlap the connection
     sent_at, depth_at = out.pop("sent_at"), out.pop("depth_at")
     stages = clock.stages(sent_at, depth_at) if clock else None
-    return {"switch_ms": switch_ms, "forward": dist(forwards), "age": dist(out.pop("ages_s")), **out,
+    return {"switch_ms": switch_ms, "executor": type(executor).__name__, "forward": dist(forwards),
+            "age": dist(out.pop("ages_s")), **out,
             **({"stages": stages} if stages else {})}
 
 
@@ -242,6 +248,11 @@ def main(argv=None):
     parser.add_argument("--tuned-client", action="store_true",
                         help="the client process keeps freed multi-MB buffers (glibc mallopt), so its own "
                              "deserialising of 1.2 MB depth images costs less of the total")
+    parser.add_argument("--executor", choices=EXECUTORS, default="auto",
+                        help="the node's executor, as its `executor` parameter (default %(default)s)")
+    parser.add_argument("--compare-executors", action="store_true",
+                        help="instead of comparing switch intervals: SingleThreadedExecutor against EventsExecutor "
+                             "at the node's switch interval, two runs each, alternating (with --stages: stage by stage)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--feeder", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -252,13 +263,13 @@ def main(argv=None):
     ros_environment(tmp)  # the node's own Fast DDS profile; the feeder inherits it
     before = sys.getswitchinterval()
     default_ms = before * 1000.0
+    if args.compare_executors:
+        return executor_comparison(args, tmp)
     if args.stages:
         return stage_run(args, tmp)
     runs = {default_ms: [], args.node_ms: []}
     try:
-        # untimed first: the first run in a process paid for shared-memory segments and
-        # first-touch page faults (it lost ~10 % FPS whichever setting it had)
-        one_run(argparse.Namespace(**{**vars(args), "seconds": 2.0}), args.node_ms, tmp)
+        untimed_run(args, tmp)  # (it lost ~10 % FPS whichever setting it had)
         for switch_ms in (default_ms, args.node_ms, default_ms, args.node_ms):
             run = one_run(args, switch_ms, tmp)
             runs[switch_ms].append(run)
@@ -297,17 +308,57 @@ def main(argv=None):
     return result
 
 
+def untimed_run(args, tmp: Path) -> None:
+    """The first run in a process pays for shared-memory segments and first-touch page faults."""
+    one_run(argparse.Namespace(**{**vars(args), "seconds": 2.0, "stages": False}), args.node_ms, tmp)
+
+
 def stage_run(args, tmp: Path) -> dict:
-    one_run(argparse.Namespace(**{**vars(args), "seconds": 2.0, "stages": False}), args.node_ms, tmp)  # untimed
+    untimed_run(args, tmp)
     run = one_run(args, args.node_ms, tmp)
     client = ("stamp-only" if args.stamp_only else "deserialising") + (", tuned" if args.tuned_client else ", default")
     print(f"[stages] {args.height}x{args.width} at {args.rate:g} Hz, GIL-free {args.forward_ms:g} ms forward, "
-          f"{client} client malloc; {run['depth']} of {run['sent']} frames:")
+          f"{client} client malloc, {run['executor']}; {run['depth']} of {run['sent']} frames:")
     for name, d in run["stages"].items():
         print(f"[stages]   {name:58s} median {d.get('median_ms', float('nan')):5.2f} ms, p90 {d.get('p90_ms', float('nan')):5.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(run, indent=2))
     return run
+
+
+def executor_comparison(args, tmp: Path) -> dict:
+    """SingleThreadedExecutor vs the events executor, alternating, two runs each: FPS,
+    the node's forward against the GIL-free wait, output age and (--stages) each stage."""
+    kinds = ("single", "events")
+    runs = {kind: [] for kind in kinds}
+    untimed_run(args, tmp)
+    for kind in kinds * 2:
+        run = one_run(args, args.node_ms, tmp, executor_kind=kind)
+        runs[kind].append(run)
+        print(f"[executor] {run['executor']}: {run['fps']:.1f} FPS, forward in the node {fmt(run['forward'])}, "
+              f"age {fmt(run['age'])}", flush=True)
+
+    def mean(kind, get):
+        values = [get(r) for r in runs[kind]]
+        return sum(values) / len(values)
+
+    metrics = {"fps": lambda r: r["fps"], "forward_p90_ms": lambda r: r["forward"].get("p90_ms", float("nan")),
+               "age_median_ms": lambda r: r["age"]["median_ms"], "age_max_ms": lambda r: r["age"]["max_ms"]}
+    if args.stages:
+        for name in runs[kinds[0]][0]["stages"]:
+            metrics[name] = lambda r, name=name: r["stages"][name].get("median_ms", float("nan"))
+    table = {name: {kind: mean(kind, get) for kind in kinds} for name, get in metrics.items()}
+    names = {kind: runs[kind][0]["executor"] for kind in kinds}
+    print(f"[executor] {args.height}x{args.width} at {args.rate:g} Hz, GIL-free {args.forward_ms:g} ms forward, "
+          f"switch interval {args.node_ms:g} ms, mean of 2 runs each ({names['single']} -> {names['events']}):")
+    for name, row in table.items():
+        print(f"[executor]   {name:58s} {row['single']:7.2f} -> {row['events']:7.2f}  "
+              f"x{row['events'] / row['single']:.2f}")
+    result = {"forward_ms": args.forward_ms, "rate_hz": args.rate, "size": [args.height, args.width],
+              "executors": names, "runs": runs, "table": table}
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":

@@ -85,14 +85,18 @@ def main(argv=None):
             rows.append(("node", f"plumbing at {gil['rate_hz']:g} Hz, 480x640, GIL-free {gil['forward_ms']:g} ms forward, "
                          f"switch interval {switch:g} ms: FPS (info)", gil["fps"][str(switch)], "-", None))
 
-    stg = run("node plumbing, stage by stage", lambda: gil_bench.main(
-        ["--stages", "--forward-ms", "0", "--rate", "30", "--seconds", "4", "--tuned-client"]), failures)
+    stg = run("node plumbing, stage by stage, per executor", lambda: gil_bench.main(
+        ["--compare-executors", "--stages", "--forward-ms", "0", "--rate", "30", "--seconds", "4", "--tuned-client"]),
+        failures)
     if stg:
-        medians = [d.get("median_ms", float("nan")) for d in stg["stages"].values()]
-        rows.append(("node", "plumbing image -> depth at 30 Hz, 480x640, 0 ms forward, tuned client: total ms "
-                     "(info)", medians[-1], "-", None))
-        rows.append(("node", "  of which inside the node: callback .. depth publish() returned, ms (info)",
-                     sum(medians[1:5]), "-", None))
+        table, names = stg["table"], stg["executors"]
+        total, inside = table[gil_bench.TOTAL], [table[name] for name in gil_bench.INSIDE_THE_NODE]
+        for kind in ("single", "events"):
+            rows.append(("node", f"plumbing image -> depth at 30 Hz, 480x640, 0 ms forward, tuned client, "
+                         f"{names[kind]}: total ms / inside the node ms (info)",
+                         f"{total[kind]:.2f} / {sum(stage[kind] for stage in inside):.2f}", "-", None))
+        rows.append(("node", f"  {names['events']} / {names['single']}: image -> depth total (info)",
+                     total["events"] / total["single"], "-", None))
 
     ox = run("onnxruntime backend", lambda: onnx_bench.main(["--repeats", "4"]), failures)
     if ox:

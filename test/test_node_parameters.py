@@ -115,7 +115,7 @@ def test_diagnostics_period_takes_effect(client, params):
 
 
 FIXED = [("model_config", "paper"), ("checkpoint", "/tmp/x.safetensors"), ("device", "cpu"), ("fp16", True),
-         ("compile", True), ("warmup", False), ("warmup_height", 96)]
+         ("compile", True), ("warmup", False), ("warmup_height", 96), ("executor", "single")]
 
 
 @pytest.mark.parametrize("name,value,reason", [
@@ -153,6 +153,7 @@ def test_descriptors_describe_each_parameter(params):
     ({"max_range": 5}, "parameter 'max_range' must be a double (write 5.0, not 5)"),
     ({"warmup_height": 0}, "parameter 'warmup_height': Parameter warmup_height out of range"),
     ({"default_text": "' '"}, "parameter 'default_text'"),
+    ({"executor": "multi"}, "parameter 'executor'"),
     ({"warmup_height": 8000, "warmup_width": 8000}, "the warm-up image is 8000x8000 = 64,000,000 pixels, over the limit"),
 ])
 def test_bad_values_at_start_up_give_one_line_and_exit_non_zero(tmp_path, value, expected):

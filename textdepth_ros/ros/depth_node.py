@@ -1,7 +1,7 @@
 """`depth_node`: RGB image + scene text in, metric depth + point cloud out.
 
-Threads: the executor thread (one SingleThreadedExecutor, spun with spin_once; see
-spinning.py for the start/stop order) runs callbacks that only check and store the
+Threads: the executor thread (one executor, EventsExecutor by default, spun with
+spin_once; see spinning.py for the start/stop order) runs callbacks that only check and store the
 newest frame, camera info, text or parameter change; one InferenceWorker thread runs
 the model on the newest frame and hands it to a PublishQueue thread, which publishes it
 while the next frame runs. Frames replaced before the worker got to them are dropped
@@ -33,7 +33,7 @@ from textdepth_ros.ros.parameters import LiveParameters, Spec, set_timer_period
 from textdepth_ros.ros.pointcloud import depth_to_pointcloud2, invalid_to_nan, nan_is_the_only_invalid
 from textdepth_ros.ros.publish_queue import PublishQueue
 from textdepth_ros.ros.python_logging import forward_package_logging
-from textdepth_ros.ros.spinning import run_node
+from textdepth_ros.ros.spinning import EXECUTORS, run_node
 from textdepth_ros.ros.text_input import CONTEXT_LENGTH, TextChangeLog, clean_text
 
 NODE_NAME = "depth_node"
@@ -100,6 +100,9 @@ PARAMETERS = {
                                    "Python's default is 5 ms): the longest the worker waits for the GIL after a "
                                    "GPU forward while the executor or publisher thread runs Python",
                                    dynamic=True, low=0.05, high=100.0),
+    "executor": Spec("auto", "auto (events where this rclpy has it), events (rclpy's EventsExecutor: waiting and "
+                     "dispatch in C++, less GIL held per message) or single (SingleThreadedExecutor)",
+                     check=lambda v: None if v in EXECUTORS else ", ".join(EXECUTORS)),
 }
 
 
@@ -211,6 +214,11 @@ class DepthNode(Node):
     @property
     def current_text(self) -> str:
         return self._text
+
+    @property
+    def executor_kind(self) -> str:
+        """Which executor run_node spins this node on (the `executor` parameter)."""
+        return self.params["executor"]
 
     # -- callbacks (executor thread): check, store and return ----------------------------
     def on_image(self, msg) -> None:

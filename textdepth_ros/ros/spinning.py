@@ -14,6 +14,11 @@ only set flags, so no signal can interrupt the teardown itself.
 If a frame was dropped, its thread is still inside torch: the process then leaves
 with os._exit after the teardown, because interpreter finalization under a running
 torch thread aborts (std::terminate, exit -6).
+
+The executor is rclpy's EventsExecutor where this rclpy has it (`make_executor`): its
+waiting and bookkeeping are C++ (no wait set rebuilt in Python for every message), so
+the executor thread holds the GIL less, which the inference worker and the publisher
+thread need (bench/gil_bench.py --executor).
 """
 import ctypes
 import logging
@@ -30,6 +35,26 @@ from rclpy.signals import SignalHandlerOptions
 from textdepth_ros.errors import UserError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+EXECUTORS = ("auto", "events", "single")
+
+
+def make_executor(context, kind: str = "auto"):
+    """(executor, warning or None) for `kind`: `events` is rclpy.experimental.EventsExecutor,
+    `single` SingleThreadedExecutor, `auto` the first where this rclpy has it (older
+    rclpy releases have no EventsExecutor: `events` then falls back with a warning)."""
+    if kind not in EXECUTORS:
+        raise UserError(f"unknown executor '{kind}' ({', '.join(EXECUTORS)})")
+    warning = None
+    if kind != "single":
+        try:
+            from rclpy.experimental import EventsExecutor
+        except ImportError:
+            if kind == "events":
+                warning = ("executor 'events' asked for but this rclpy has no rclpy.experimental.EventsExecutor: "
+                           "using SingleThreadedExecutor")
+        else:
+            return EventsExecutor(context=context), None
+    return SingleThreadedExecutor(context=context), warning
 
 
 class StopRequests:
@@ -82,7 +107,8 @@ def run_node(create, start=None, stop=None, args=None, name: str = "node") -> in
     """The life of a node process; returns its exit code.
 
     `create()` builds the node, `start(node)` readies it (both may raise UserError:
-    one FATAL line, exit 1; a signal meanwhile: exit 0), then the node spins until a
+    one FATAL line, exit 1; a signal meanwhile: exit 0), then the node spins (on the
+    executor its `executor_kind` names, see make_executor; default auto) until a
     stop request, then `stop(node, hurry)` finishes its work and returns False if it
     had to leave a thread running. `name` labels lines logged before the node exists."""
     requests = StopRequests().install()  # before anything slow, so Ctrl-C is never lost
@@ -93,6 +119,7 @@ def run_node(create, start=None, stop=None, args=None, name: str = "node") -> in
             node = create()
             if start is not None:
                 start(node)
+            executor, warning = make_executor(node.context, getattr(node, "executor_kind", "auto"))
     except KeyboardInterrupt:
         _logger(node, name).info(f"{requests.signal_name}: stopped while starting")
         _close(node)
@@ -101,7 +128,10 @@ def run_node(create, start=None, stop=None, args=None, name: str = "node") -> in
         _logger(node, name).fatal(f"cannot start: {exc}")
         _close(node)
         return 1
-    executor = SingleThreadedExecutor(context=node.context)
+    if warning:
+        node.get_logger().warning(warning)
+    else:
+        node.get_logger().info(f"spinning on {type(executor).__name__}")
     executor.add_node(node)
     spin_until_stop(executor, requests)
     if requests.signal_name:
