@@ -14,8 +14,9 @@
 #   3a. the same at 120 Hz without the cloud and with a client that keeps its freed
 #      buffers (README "The plumbing alone"): is the 120 Hz shortfall the client's?
 #   3b. the node's plumbing on this host with the forward replaced by a GIL-free 5.6 ms
-#      wait (bench/gil_bench.py, CPU only, ~30 s): 120 Hz FPS at Python's 5 ms switch
-#      interval and at the node's 0.5 ms;
+#      wait (bench/gil_bench.py --compare-executors, CPU only, ~40 s): 120 Hz FPS, forward
+#      p90 and output age on SingleThreadedExecutor and on EventsExecutor (the node's
+#      default where rclpy has it; steps 3 and 4 run on the default);
 #   5. model speed compile + graph fp16 (cache warm from 4; the first step the budget
 #      drops: 4 already has the compile + graph forward);
 #   6. a summary table (summary.json).
@@ -94,7 +95,7 @@ save_checkpoint(sys.argv[2], build_model(sys.argv[1], pretrained=False))" $CONFI
 step node_graph 120 $PY bench/node_bench.py "${node[@]}" --json "$OUTDIR/node_graph.json"
 step node_graph_lean 90 $PY bench/node_bench.py "${node[@]}" --rate 120 --no-cloud --tuned-client \
   --json "$OUTDIR/node_graph_lean.json"
-step gil 60 $PY bench/gil_bench.py --seconds 3 --forward-ms 5.6 --json "$OUTDIR/gil.json"
+step gil 60 $PY bench/gil_bench.py --compare-executors --seconds 3 --forward-ms 5.6 --json "$OUTDIR/gil.json"
 NEEDS=220 step node_compile 280 $PY bench/node_bench.py "${node[@]}" --compile --compile-cache "$CACHE" --restart --profile \
   --start-timeout $(( 240 * SCALE )) --json "$OUTDIR/node_compile.json"
 NEEDS=90 step model_compile 90 $PY bench/model_speed.py "${common[@]}" --repeats $REPEATS --profile --compile-cache "$CACHE" \

@@ -94,12 +94,14 @@ def main(argv=None):
     for file, what in (("half.json", "half weights cast once vs per forward"),
                        ("attention_bias.json", "attention bias kept vs per forward")):
         rows_for_comparison(load(folder, file), what, rows)
-    gil = load(folder, "gil.json")
+    gil = load(folder, "gil.json")  # gil_bench --compare-executors
     if gil:
-        for switch in (str(gil["default_switch_ms"]), str(gil["node_switch_ms"])):
-            rows.append((f"node plumbing, GIL-free {gil['forward_ms']:g} ms forward, switch {float(switch):g} ms: "
-                         f"FPS at {gil['rate_hz']:g} Hz (forward p90 x)",
-                         f"{gil['fps'][switch]:.1f} ({gil['forward_stretch_p90'][switch]:.2f})", "-", None))
+        table = gil["table"]
+        for kind, executor in gil["executors"].items():
+            rows.append((f"node plumbing, GIL-free {gil['forward_ms']:g} ms forward, {executor}: FPS at "
+                         f"{gil['rate_hz']:g} Hz (forward p90, max age ms)",
+                         f"{table['fps'][kind]:.1f} ({table['forward_p90_ms'][kind]:.2f}, "
+                         f"{table['age_max_ms'][kind]:.1f})", "-", None))
     steps = []
     if (folder / "steps.tsv").is_file():
         with open(folder / "steps.tsv") as f:

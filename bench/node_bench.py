@@ -29,6 +29,7 @@ from pathlib import Path
 from common import add_model_arguments, dist, fmt, keep_freed_buffers, ros_environment, verdict
 
 from textdepth_ros.ros.node_process import READY_LINE, NodeProcess, depth_node_argv
+from textdepth_ros.ros.spinning import EXECUTORS
 
 
 def parse_args(argv):
@@ -57,6 +58,8 @@ def parse_args(argv):
     parser.add_argument("--text", default="a living room with a sofa", help="scene text (default %(default)r)")
     parser.add_argument("--start-timeout", type=float, default=300.0,
                         help="seconds to wait for the node to be ready (model load, warm-up, compilation; default %(default)s)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="auto",
+                        help="the node's `executor` parameter (default %(default)s)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     try:
@@ -123,9 +126,9 @@ def wait_ready(node, started: float, timeout: float) -> float:
 
 
 def node_summary_lines(node) -> list:
-    """What the node said about its model and warm-up (CUDA graphs on or off, times)."""
-    keys = ("model:", "warm-up", "CUDA graph", "compile")
-    return [line.strip() for line in node.log().splitlines() if any(k in line for k in keys)][:6]
+    """What the node said about its model, warm-up (CUDA graphs on or off, times) and executor."""
+    keys = ("model:", "warm-up", "CUDA graph", "compile", "spinning on")
+    return [line.strip() for line in node.log().splitlines() if any(k in line for k in keys)][:7]
 
 
 def profile_and_compare(estimator, model, rgb, args) -> dict:
@@ -170,7 +173,7 @@ def main(argv=None):
     params = {"model_config": args.config, "checkpoint": checkpoint, "device": str(device), "fp16": bool(args.fp16),
               "compile": bool(args.compile), "cuda_graphs": bool(args.cuda_graphs),
               "compile_cache_dir": args.compile_cache or "", "default_text": f'"{args.text}"',
-              "warmup_height": H, "warmup_width": W, "diagnostics_period": 0.5}
+              "warmup_height": H, "warmup_width": W, "diagnostics_period": 0.5, "executor": args.executor}
 
     def spawn(log_name):
         return NodeProcess(depth_node_argv(params), tmp / log_name), time.monotonic()

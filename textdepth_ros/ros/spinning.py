@@ -40,8 +40,8 @@ EXECUTORS = ("auto", "events", "single")
 
 def make_executor(context, kind: str = "auto"):
     """(executor, warning or None) for `kind`: `events` is rclpy.experimental.EventsExecutor,
-    `single` SingleThreadedExecutor, `auto` the first where this rclpy has it (older
-    rclpy releases have no EventsExecutor: `events` then falls back with a warning)."""
+    `single` SingleThreadedExecutor, `auto` the first where this rclpy has it (Kilted and
+    later, Jazzy from rclpy 7.1.4; Humble has none: `events` then falls back with a warning)."""
     if kind not in EXECUTORS:
         raise UserError(f"unknown executor '{kind}' ({', '.join(EXECUTORS)})")
     warning = None
