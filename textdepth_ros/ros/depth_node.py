@@ -1,8 +1,9 @@
 """`depth_node`: RGB image + scene text in, metric depth + point cloud out.
 
-Threads: the executor thread (one executor, EventsExecutor by default, spun with
-spin_once; see spinning.py for the start/stop order) runs callbacks that only check and store the
-newest frame, camera info, text or parameter change; one InferenceWorker thread runs
+Threads: the executor thread (rclpy's EventsExecutor where rclpy has it, else a
+SingleThreadedExecutor: the `executor` parameter; spun with spin_once; see spinning.py
+for the start/stop order) runs callbacks that only check and store the newest frame,
+camera info, text or parameter change; one InferenceWorker thread runs
 the model on the newest frame and hands it to a PublishQueue thread, which publishes it
 while the next frame runs. Frames replaced before the worker got to them are dropped
 and counted.

@@ -18,7 +18,7 @@ torch thread aborts (std::terminate, exit -6).
 The executor is rclpy's EventsExecutor where this rclpy has it (`make_executor`): its
 waiting and bookkeeping are C++ (no wait set rebuilt in Python for every message), so
 the executor thread holds the GIL less, which the inference worker and the publisher
-thread need (bench/gil_bench.py --executor).
+thread need (bench/gil_bench.py --compare-executors).
 """
 import ctypes
 import logging
