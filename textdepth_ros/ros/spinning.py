@@ -41,7 +41,7 @@ EXECUTORS = ("auto", "events", "single")
 def make_executor(context, kind: str = "auto"):
     """(executor, warning or None) for `kind`: `events` is rclpy.experimental.EventsExecutor,
     `single` SingleThreadedExecutor, `auto` the first where this rclpy has it (Kilted and
-    later, Jazzy from rclpy 7.1.4; Humble has none: `events` then falls back with a warning)."""
+    later, Jazzy from rclpy 7.1.4; without it `events` falls back with a warning)."""
     if kind not in EXECUTORS:
         raise UserError(f"unknown executor '{kind}' ({', '.join(EXECUTORS)})")
     warning = None
