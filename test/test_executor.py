@@ -5,14 +5,11 @@ import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 
+from ros_helpers import default_executor
 from textdepth_ros.errors import UserError
 from textdepth_ros.ros.spinning import make_executor
 
-try:
-    from rclpy.experimental import EventsExecutor  # noqa: F401
-    HAS_EVENTS = True
-except ImportError:
-    HAS_EVENTS = False
+HAS_EVENTS = default_executor() == "EventsExecutor"
 
 
 @pytest.fixture

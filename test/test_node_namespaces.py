@@ -7,7 +7,8 @@ import pytest
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 
-from ros_helpers import SMALL_PARAMS, Client, NodeProcess, Stamps, camera_info, connected_client, sample_image
+from ros_helpers import (SMALL_PARAMS, Client, NodeProcess, Stamps, camera_info, connected_client, default_executor,
+                         sample_image)
 from textdepth_ros.ros.diagnostics import diagnostic_values
 
 pytestmark = pytest.mark.timeout(180)
@@ -44,13 +45,3 @@ def test_two_namespaces_two_statuses_two_executors_and_one_cuda_warning(tmp_path
         log = procs["left"].log()
         assert log.count("CUDA is not available") == 1, log
         assert "[WARN]" in next(line for line in log.splitlines() if "CUDA is not available" in line)
-
-
-
-def default_executor() -> str:
-    """What `executor: auto` should pick with this rclpy."""
-    try:
-        from rclpy.experimental import EventsExecutor  # noqa: F401
-    except ImportError:
-        return "SingleThreadedExecutor"
-    return "EventsExecutor"

@@ -54,7 +54,8 @@ def test_nested_values_become_dotted_names():
 
 
 NON_DEFAULT = {"default_text": "a greenhouse with plants", "max_range": 4.5, "cloud_rgb": False,
-               "warmup_height": 64, "warmup_width": 96, "diagnostics_period": 0.3, "model_config": "tiny"}
+               "warmup_height": 64, "warmup_width": 96, "diagnostics_period": 0.3, "model_config": "tiny",
+               "executor": "single"}
 
 
 def get_parameters(fqn: str, names) -> dict:
@@ -96,7 +97,7 @@ def test_node_in_a_namespace_takes_a_files_non_default_values(tmp_path):
     assert values == NON_DEFAULT, proc.log()
     assert code == 0, proc.log()
     log = proc.log()
-    assert "warm-up forward 64x96" in log
+    assert "warm-up forward 64x96" in log and "spinning on SingleThreadedExecutor" in log
     warnings = [line for line in log.splitlines() if "has no entry for /robot1/depth_node" in line]
     assert len(warnings) == 1 and str(stale) in warnings[0] and "/**/depth_node" in warnings[0], log
     assert unmatched_params_files(argv, "/robot1/depth_node") == [(str(stale), ["depth_node"])]
