@@ -43,7 +43,7 @@ def summary(times) -> str:
 
 def ros_environment(tmp: Path) -> None:
     """ROS 2 on loopback in a domain of its own, logs under `tmp`, the node's shared-memory
-    Fast DDS profile; before rclpy is imported (child processes inherit all of it)."""
+    Fast DDS profile; before rclpy.init, which reads them (child processes inherit all of it)."""
     import os
     import random
 

@@ -280,8 +280,7 @@ def main(argv=None):
         sys.setswitchinterval(before)
 
     def both(switch_ms, get):
-        values = [get(r) for r in runs[switch_ms]]
-        return sum(values) / len(values)
+        return mean_over(runs[switch_ms], get)
 
     wait_ms = args.forward_ms or float("nan")  # 0: the plumbing's own latency, no stretch to speak of
     stretch = {s: both(s, lambda r: r["forward"]["median_ms"]) / wait_ms for s in runs}
@@ -306,6 +305,11 @@ def main(argv=None):
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return result
+
+
+def mean_over(runs: list, get) -> float:
+    """Mean of get(run) over the repeated runs of one setting."""
+    return sum(get(r) for r in runs) / len(runs)
 
 
 def untimed_run(args, tmp: Path) -> None:
@@ -338,16 +342,12 @@ def executor_comparison(args, tmp: Path) -> dict:
         print(f"[executor] {run['executor']}: {run['fps']:.1f} FPS, forward in the node {fmt(run['forward'])}, "
               f"age {fmt(run['age'])}", flush=True)
 
-    def mean(kind, get):
-        values = [get(r) for r in runs[kind]]
-        return sum(values) / len(values)
-
     metrics = {"fps": lambda r: r["fps"], "forward_p90_ms": lambda r: r["forward"].get("p90_ms", float("nan")),
                "age_median_ms": lambda r: r["age"]["median_ms"], "age_max_ms": lambda r: r["age"]["max_ms"]}
     if args.stages:
         for name in runs[kinds[0]][0]["stages"]:
             metrics[name] = lambda r, name=name: r["stages"][name].get("median_ms", float("nan"))
-    table = {name: {kind: mean(kind, get) for kind in kinds} for name, get in metrics.items()}
+    table = {name: {kind: mean_over(runs[kind], get) for kind in kinds} for name, get in metrics.items()}
     names = {kind: runs[kind][0]["executor"] for kind in kinds}
     print(f"[executor] {args.height}x{args.width} at {args.rate:g} Hz, GIL-free {args.forward_ms:g} ms forward, "
           f"switch interval {args.node_ms:g} ms, mean of 2 runs each ({names['single']} -> {names['events']}):")
