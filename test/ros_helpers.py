@@ -4,6 +4,7 @@
 the Fast DDS shared-memory files that process leaves; `Client` is an in-process rclpy
 node that publishes camera-like input and collects every output by stamp.
 """
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,7 @@ from textdepth_ros.ros.depth_node import text_qos
 from textdepth_ros.ros.diagnostics import diagnostic_values
 
 REPO = Path(__file__).resolve().parent.parent
-NODE_EXE = REPO / ".venv" / "bin" / "depth_node"
+NODE_EXE = Path(sys.executable).parent / "depth_node"  # the running venv's (.venv, or .venv-jazzy)
 SMALL_PARAMS = {"model_config": "tiny", "warmup_height": 96, "warmup_width": 128, "diagnostics_period": 0.2}
 
 

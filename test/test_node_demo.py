@@ -2,6 +2,8 @@
 and the files a person looks at."""
 import json
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +13,7 @@ from ros_helpers import REPO
 @pytest.mark.timeout(150)
 def test_demo_writes_depth_pngs_cloud_and_summary(tmp_path):
     out = tmp_path / "demo"
-    run = subprocess.run([str(REPO / ".venv" / "bin" / "textdepth"), "demo", "--out", str(out),
+    run = subprocess.run([str(Path(sys.executable).parent / "textdepth"), "demo", "--out", str(out),
                           "--frames", "3", "--height", "48", "--width", "64", "--checkpoint", "none"],
                          capture_output=True, text=True, timeout=140)
     assert run.returncode == 0, run.stdout + run.stderr
