@@ -82,7 +82,7 @@ def node():
 
 
 def test_node_serves_compressed_images_and_survives_bad_ones(node):
-    client = Client(outputs=("depth", "points"))
+    client = Client(outputs=("depth/image", "points"))
     try:
         pub = client.node.create_publisher(CompressedImage, "image/compressed", 10)
         client.spin_until(lambda: pub.get_subscription_count() > 0 and bool(client.diagnostics), 60, "the node")
@@ -91,14 +91,14 @@ def test_node_serves_compressed_images_and_survives_bad_ones(node):
         rgb = sample_image(H, W)
         fmt, data = encode_color(rgb, "jpeg")
         pub.publish(compressed(fmt, data, 1_000_000_000))
-        out = client.wait_depth((1, 0), topics=("depth",))
-        assert image_to_numpy(out["depth"]).shape == (H, W)
+        out = client.wait_depth((1, 0), topics=("depth/image",))
+        assert image_to_numpy(out["depth/image"]).shape == (H, W)
         for i in range(3):  # garbage, one at a time so none is dropped as stale
             before = int_value(client.diagnostics, "bad_frames")
             pub.publish(compressed("jpeg", b"\xff\xd8garbage" * 50, 2_000_000_000 + i))
             client.spin_until(lambda: int_value(client.diagnostics, "bad_frames") > before, 30, "a bad frame counted")
         pub.publish(compressed(*encode_color(rgb, "png"), 3_000_000_000))
-        client.wait_depth((3, 0), topics=("depth",))  # still serving
+        client.wait_depth((3, 0), topics=("depth/image",))  # still serving
     finally:
         client.close()
     skipped = [line for line in node.log().splitlines() if "image skipped" in line]
@@ -117,7 +117,7 @@ def png_claiming(height: int, width: int) -> bytes:
 def test_an_oversize_compressed_frame_is_refused_from_its_header(node):
     """A 100000 x 100000 PNG (header only) is counted too large, never decoded; the
     node keeps serving."""
-    client = Client(outputs=("depth",))
+    client = Client(outputs=("depth/image",))
     try:
         pub = client.node.create_publisher(CompressedImage, "image/compressed", 10)
         client.spin_until(lambda: pub.get_subscription_count() > 0 and bool(client.diagnostics), 60, "the node")
@@ -126,7 +126,7 @@ def test_an_oversize_compressed_frame_is_refused_from_its_header(node):
         pub.publish(compressed("png", png_claiming(100_000, 100_000), 4_000_000_000))
         client.spin_until(lambda: int_value(client.diagnostics, "frames_too_large") == before + 1, 30, "the skip")
         pub.publish(compressed(*encode_color(sample_image(H, W), "png"), 5_000_000_000))
-        client.wait_depth((5, 0), topics=("depth",))
+        client.wait_depth((5, 0), topics=("depth/image",))
     finally:
         client.close()
     assert "100000x100000" in node.log() or "100,000" in node.log(), node.log()

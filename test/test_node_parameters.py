@@ -50,14 +50,14 @@ class Remote:
         return self._wait(self.remote.describe_parameters([name])).descriptors[0]
 
 
-def frame(client, topics=("depth",)):
+def frame(client, topics=("depth/image",)):
     key = client.send_frame(sample_image(H, W), Stamps.take(), info=camera_info(H, W))
     return client.wait_depth(key, topics=topics)
 
 
 def test_cloud_parameters_take_effect(client, params):
-    out = frame(client, ("depth", "points"))
-    depth = image_to_numpy(out["depth"])
+    out = frame(client, ("depth/image", "points"))
+    depth = image_to_numpy(out["depth/image"])
     assert np.isfinite(pointcloud2_to_array(out["points"])["z"]).all()
     assert "rgb" in {f.name for f in out["points"].fields}
 
@@ -65,16 +65,16 @@ def test_cloud_parameters_take_effect(client, params):
     assert params.set("max_range", cut).successful
     assert params.set("cloud_rgb", False).successful
     try:
-        out = frame(client, ("depth", "points"))
-        depth, z = image_to_numpy(out["depth"]), pointcloud2_to_array(out["points"])["z"]
+        out = frame(client, ("depth/image", "points"))
+        depth, z = image_to_numpy(out["depth/image"]), pointcloud2_to_array(out["points"])["z"]
         assert np.isnan(z[depth > cut]).all() and np.isfinite(z[depth <= cut]).all()
         assert (depth > cut).any()
         assert "rgb" not in {f.name for f in out["points"].fields}
 
         assert params.set("publish_cloud", False).successful
-        without = frame(client)["depth"]
+        without = frame(client)["depth/image"]
         assert params.set("publish_cloud", True).successful
-        frame(client, ("depth", "points"))  # in-order reliable publisher: had a cloud come, it came first
+        frame(client, ("depth/image", "points"))  # in-order reliable publisher: had a cloud come, it came first
         assert (without.header.stamp.sec, without.header.stamp.nanosec) not in client.received["points"]
     finally:
         params.set("max_range", 0.0)

@@ -39,7 +39,7 @@ def test_node_publishes_pixelformers_depth_for_a_real_photo(imported):
     with serving_node(params) as node, connected_client(image_qos=reliable) as client:
         client.wait_reliable_image_subscription()  # one frame, not a stream: send it once the node follows
         key = client.send_frame(rgb, Stamps.take(), info=camera_info(H, W))
-        depth = image_to_numpy(client.wait_depth(key, timeout=180)["depth"])
+        depth = image_to_numpy(client.wait_depth(key, timeout=180)["depth/image"])
         assert client.diagnostics.get("untrained") == "false"
         assert "pixelformer_tiny07 (baseline)" in node.log()
     expected = reference_depth(reference, rgb)

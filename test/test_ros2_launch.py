@@ -24,7 +24,7 @@ REMAPS = {"image": "/launch_cam/color/image_raw", "camera_info": "/launch_cam/co
           "text": "/launch_scene_text"}
 NON_DEFAULT = {"default_text": "a loading dock", "max_range": 7.5, "cloud_rgb": False, "warmup_height": 48,
                "warmup_width": 64, "diagnostics_period": 0.25}
-OUTPUTS = {"depth", "depth/camera_info", "depth/uncertainty", "points", "depth/preview"}
+OUTPUTS = {"depth/image", "depth/camera_info", "depth/uncertainty", "points", "depth/preview"}
 FRAMES = 5
 
 
@@ -105,7 +105,7 @@ def test_ros2_launch_in_a_namespace_with_params_file_and_remaps(ros2_install, tm
     assert "/robot1/depth_node" in nodes
     assert {f"/robot1/{t}" for t in OUTPUTS} <= served["topics"]
     assert set(REMAPS.values()) <= served["topics"]
-    depth = image_to_numpy(served["out"]["depth"])
+    depth = image_to_numpy(served["out"]["depth/image"])
     assert depth.shape == (H, W) and np.isfinite(depth).all()
     assert served["out"]["points"].height == H and served["out"]["points"].width == W
     # cloud_rgb false in the params file: x, y, z only
@@ -129,7 +129,7 @@ def test_ros2_run_depth_node(ros2_install, tmp_path):
         code = ctrl_c(proc)
     assert values == NON_DEFAULT
     assert "has no entry for" not in proc.log(), "the shipped YAML must apply in any namespace"
-    assert image_to_numpy(served["out"]["depth"]).shape == (H, W)
+    assert image_to_numpy(served["out"]["depth/image"]).shape == (H, W)
     assert_clean_exit(proc, code)
 
 
@@ -203,9 +203,9 @@ def test_managed_node_under_ros2_lifecycle_set(ros2_install, tmp_path):
         rss_configured = rss_mb(pid)
         lifecycle("set", node, "activate")
         served = serve_one_frame("managed", REMAPS)
-        assert image_to_numpy(served["out"]["depth"]).shape == (H, W)
+        assert image_to_numpy(served["out"]["depth/image"]).shape == (H, W)
         lifecycle("set", node, "deactivate")
-        client = Client(namespace="managed", inputs=REMAPS, outputs=("depth",))
+        client = Client(namespace="managed", inputs=REMAPS, outputs=("depth/image",))
         client.spin_until(lambda: client.node.count_subscribers(REMAPS["image"]) == 0, 30, "the image subscription to go")
         lifecycle("set", node, "cleanup")
         assert "model released" in proc.log()

@@ -10,6 +10,7 @@ from textdepth_ros.atomic_io import atomic_files
 from textdepth_ros.errors import CheckpointError, UserError
 from textdepth_ros.model.config import config_from_checkpoint, variant_name
 from textdepth_ros.model.weights_io import check_tensors
+from textdepth_ros.paths import find_model_file
 
 FORMAT = "textdepth_ros/1"
 
@@ -67,9 +68,7 @@ def _read_tensors(path) -> dict:
 def _open(path, read):
     from safetensors import safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    path = find_model_file(path, "checkpoint", CheckpointError)  # absolute, or a model folder's
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             return read(f)
