@@ -9,6 +9,18 @@ STAMP   := $(VENV)/.installed
 # ROS 2 on loopback only, logs in a temp dir (see README "Environment").
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export PYTHONUNBUFFERED := 1
+# A shell that sourced /opt/ros/<distro>/setup.bash puts that distro's Python packages
+# (another rclpy, built for the system Python) first on PYTHONPATH and its libraries on
+# LD_LIBRARY_PATH / AMENT_PREFIX_PATH. The venv brings its own ROS 2 (rclpy from PyPI, with
+# Fast DDS): its commands run without those variables (test/test_ros_sourced_shell.py).
+FROM_A_ROS_SHELL := PYTHONPATH AMENT_PREFIX_PATH LD_LIBRARY_PATH CMAKE_PREFIX_PATH COLCON_PREFIX_PATH RMW_IMPLEMENTATION
+SET_IN_THIS_SHELL := $(strip $(foreach v,$(FROM_A_ROS_SHELL),$(if $(value $(v)),$(v))))
+ifneq ($(SET_IN_THIS_SHELL),)
+$(info make: not passing $(SET_IN_THIS_SHELL) to the venv's commands (a ROS 2 distro sourced in this shell?): the venv brings its own rclpy and numpy)
+endif
+# ... and the PyPI rclpy's guard, so that its start-up sets LD_LIBRARY_PATH afresh
+unexport $(FROM_A_ROS_SHELL) _ROS_WHEELS_BOOTSTRAP_COMPLETE
+TESTS   ?= test
 
 .PHONY: venv demo test bench info clean
 
@@ -26,7 +38,7 @@ demo: venv
 	$(VENV)/bin/textdepth demo --out out/demo
 
 test: venv
-	$(VPY) -m pytest -q test
+	$(VPY) -m pytest -q $(TESTS)
 
 bench: venv
 	$(VPY) bench/run_all.py
