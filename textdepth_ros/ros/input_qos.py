@@ -22,7 +22,6 @@ import os
 import time
 from collections import deque
 
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterAlreadyDeclaredException, ParameterUninitializedException
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -30,6 +29,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 
 from textdepth_ros.errors import UserError
 from textdepth_ros.ros.fastdds_profile import ENV_VAR as FASTDDS_PROFILE_VAR
+from textdepth_ros.ros.rclpy_support import SubscriptionEventCallbacks  # Jazzy or newer, else one line
 
 CHECK_PERIOD_S = 1.0
 STALL_S = 5.0
