@@ -22,7 +22,7 @@ endif
 unexport $(FROM_A_ROS_SHELL) _ROS_WHEELS_BOOTSTRAP_COMPLETE
 TESTS   ?= test
 
-.PHONY: venv demo test bench info clean
+.PHONY: venv demo test bench info clean venv-jazzy test-jazzy
 
 venv: $(STAMP)
 
@@ -39,6 +39,29 @@ demo: venv
 
 test: venv
 	$(VPY) -m pytest -q $(TESTS)
+
+# The ROS-facing tests on ROS 2 Jazzy's rclpy (from PyPI) with Ubuntu 24.04's numpy and
+# OpenCV versions and the ROS workspace route's pins (docs/install.md).
+JAZZY   := .venv-jazzy
+JAZZY_TESTS ?= test/test_executor.py test/test_launch.py test/test_node_bad_input.py test/test_node_demo.py \
+	test/test_node_lifecycle.py test/test_node_namespaces.py test/test_node_parameters.py test/test_node_roundtrip.py \
+	test/test_node_shutdown.py test/test_params_file.py test/test_rclpy_support.py test/test_readme_tables.py \
+	test/test_ros2_launch.py test/test_compressed.py test/test_input_qos.py test/test_bag_eval.py \
+	test/test_evaluator_node.py test/test_camera_info.py test/test_conversions.py test/test_pointcloud.py \
+	test/test_publish_queue.py test/test_bag_make.py test/test_ros_sourced_shell.py test/test_model_files.py
+
+venv-jazzy: $(JAZZY)/.installed
+
+$(JAZZY)/.installed: requirements-jazzy.txt requirements-ros-workspace.txt setup.py
+	test -x $(JAZZY)/bin/python || $(PY) -m venv $(JAZZY)
+	$(JAZZY)/bin/python -m pip install -q --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(JAZZY)/bin/python -m pip install -q -r requirements-jazzy.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(JAZZY)/bin/python -m pip install -q --no-deps -e . --config-settings editable_mode=compat 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(JAZZY)/bin/python -c "import numpy, rclpy.event_handler; assert numpy.__version__ == '1.26.4', numpy.__version__"
+	touch $@
+
+test-jazzy: venv-jazzy
+	$(JAZZY)/bin/python -m pytest -q $(JAZZY_TESTS)
 
 bench: venv
 	$(VPY) bench/run_all.py
