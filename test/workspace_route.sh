@@ -25,7 +25,8 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-/tmp/textdepth_workspace_route}
 DISTRO=$WORK/distro
 WS=$WORK/textdepth_ws
-PYV=$(python3 -c 'import sys; print(f"{sys.version_info.major}.{sys.version_info.minor}")')
+SYSTEM_PYTHON=${SYSTEM_PYTHON:-/usr/bin/python3}  # a distribution's Python: its stdlib in /usr/lib/python3.X
+PYV=$("$SYSTEM_PYTHON" -c 'import sys; print(f"{sys.version_info.major}.{sys.version_info.minor}")')
 WHEELS=${TEXTDEPTH_ROS2_WHEELS:-$REPO/../shared/wheels/ros2-launch}
 step() { printf '\n== %s\n' "$*"; }
 fail() { echo "FAILED: $*" >&2; exit 1; }
@@ -33,7 +34,7 @@ fail() { echo "FAILED: $*" >&2; exit 1; }
 if [ ! -f "$DISTRO/setup.bash" ]; then
     step "stand-in for Ubuntu 24.04 + ROS 2 Jazzy in $DISTRO"
     mkdir -p "$DISTRO/bin" "$DISTRO/lib/python3/dist-packages"
-    cp "$(readlink -f "$(command -v python3)")" "$DISTRO/bin/python$PYV"
+    cp "$(readlink -f "$SYSTEM_PYTHON")" "$DISTRO/bin/python$PYV"
     ln -sf "python$PYV" "$DISTRO/bin/python3"
     cp -a "/usr/lib/python$PYV" "$DISTRO/lib/"
     SYS=$DISTRO/lib/python3/dist-packages ROS=$DISTRO/lib/python$PYV/site-packages
@@ -43,6 +44,7 @@ if [ ! -f "$DISTRO/setup.bash" ]; then
         colcon-core colcon-ros colcon-python-setup-py colcon-bash colcon-package-selection \
         colcon-parallel-executor colcon-output colcon-library-path colcon-recursive-crawl colcon-defaults \
         2>&1 | grep -v "WARNING: Location\|dependency\|requires\|incompatible" || true
+    rm -f "$SYS"/a1_coverage.pth  # the running venv's, copied by --target
     sed -n '/^ros-/p' "$REPO/test/ros_jazzy_layer.txt" > "$WORK/ros_layer.txt"
     "${pip_[@]}" --no-deps --ignore-installed --prefix "$DISTRO" -r "$WORK/ros_layer.txt" "$WHEELS"/*.whl \
         2>&1 | grep -v "WARNING: Location" || true
