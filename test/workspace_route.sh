@@ -66,7 +66,7 @@ rm -rf "$WS" && mkdir -p "$WS/src/textdepth_ros"
 cd "$WS"
 env -i HOME="$HOME" PATH=/usr/bin:/bin TERM=dumb LINK_FROM="${LINK_FROM:-}" REPO="$REPO" DISTRO="$DISTRO" PYV="$PYV" \
     ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-22}" ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_HOME="$WORK/ros_home" \
-    bash -euo pipefail <<'ROUTE'
+    bash -eo pipefail <<'ROUTE'
 source "$DISTRO/setup.bash"
 python3 -m venv --system-site-packages venv
 touch venv/COLCON_IGNORE
