@@ -8,8 +8,8 @@ import timm
 import torch
 
 from textdepth_ros.errors import CheckpointError, WeightsUnavailableError
-from textdepth_ros.model import build_model
-from textdepth_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from textdepth_ros.model.backbone import SwinBackbone
+from textdepth_ros.model.checkpoint import load_checkpoint, read_checkpoint_config, write_checkpoint
 from textdepth_ros.model.config import load_model_config
 from textdepth_ros.paths import find_model_file, imported_checkpoint, weights_dir
 
@@ -66,21 +66,21 @@ def test_a_missing_file_names_every_place_in_order(places):
 
 
 def test_checkpoints_and_config_pretrained_files_are_found_by_name(places):
-    """A checkpoint in ~/.cache/textdepth_ros loads by a relative name (the node's
-    `checkpoint`, every CLI's --checkpoint), and a config naming `model/<swin>.pth` (as
-    paper.yaml does) loads it from $TEXTDEPTH_MODEL_DIR."""
+    """A checkpoint in ~/.cache/textdepth_ros is read by a relative name (the node's
+    `checkpoint`, every CLI's --checkpoint; a whole load from an install:
+    test_ros2_launch.py), and a Swin file named `model/<file>.pth` in a config (as
+    paper.yaml names its own) loads from $TEXTDEPTH_MODEL_DIR."""
+    write_checkpoint(places["cache"] / "mine.safetensors", {"w": torch.zeros(1)}, load_model_config("tiny"))
+    config, _ = read_checkpoint_config("model/mine.safetensors")
+    assert config["name"] == "tiny"
+
     torch.manual_seed(4)
     swin = timm.create_model("swin_tiny_patch4_window7_224", num_classes=0)
     torch.save(swin.state_dict(), places["second"] / "swin_tiny_test.pth")
-    config = load_model_config("tiny")
-    config["backbone"]["pretrained"] = "model/swin_tiny_test.pth"
-    model = build_model(config, pretrained=True)
+    backbone = SwinBackbone(load_model_config("tiny")["backbone"]["timm_name"])
+    assert backbone.load_pretrained("model/swin_tiny_test.pth")["missing"] == []
     key = "layers.1.blocks.0.attn.qkv.weight"
-    assert torch.equal(model.backbone.swin.state_dict()[key], swin.state_dict()[key])
-
-    save_checkpoint(places["cache"] / "mine.safetensors", model)
-    loaded, _ = load_checkpoint("model/mine.safetensors")
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert torch.equal(backbone.swin.state_dict()[key], swin.state_dict()[key])
 
 
 def test_the_demo_picks_an_imported_checkpoint_from_the_model_folders(places):
