@@ -294,11 +294,9 @@ class DepthNode(Node):
     def process(self, msg, received: float) -> None:
         """Worker thread: a raw or compressed frame (a compressed one's size checked on
         its file header before any pixel is decoded), then the model."""
-        if is_compressed(msg):
-            size = compressed_size(msg)
-            if size is not None and self._skip_for_size(*size):
+        try:  # a compressed frame: JPEG or PNG by content, else a ValueError (image_formats.py)
+            if is_compressed(msg) and self._skip_for_size(*compressed_size(msg)):
                 return
-        try:
             rgb = any_to_rgb8(msg)  # Image or CompressedImage (the transport parameter)
         except ValueError as exc:
             self.stats.bad_frames += 1
