@@ -34,9 +34,11 @@ def bmp(width: int, height: int) -> bytes:
 
 
 def png_claiming(height: int, width: int, bit_depth: int = 8, colour_type: int = 2) -> bytes:
-    """A PNG whose header claims height x width (no pixel data follows)."""
+    """A PNG whose header claims height x width, with a token of pixel data (an IDAT
+    chunk: OpenCV then reads the header and refuses over 2^30 pixels with a cv2.error)."""
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+            + chunk(b"IEND", b""))

@@ -50,15 +50,17 @@ def describe_data(head: bytes) -> str:
 def header_size(source, fmt: str) -> tuple:
     """(height, width) the header of `source` (bytes or a path) claims, read by Pillow
     restricted to `fmt` (no pixel decoded); ValueError if that header is unreadable."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # we judge the size ourselves
     try:
         fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
         with Image.open(fp, formats=[SIGNATURES[fmt][1]]) as image:
             width, height = image.size
+    except UnidentifiedImageError:
+        raise ValueError(f"its {fmt} header is unreadable") from None
     except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise many kinds on a bad header
-        raise ValueError(f"{fmt} header unreadable ({type(exc).__name__}: {str(exc)[:80]})") from None
+        raise ValueError(f"its {fmt} header is unreadable ({type(exc).__name__}: {str(exc)[:80]})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = limit
     return height, width
