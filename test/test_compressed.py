@@ -172,6 +172,29 @@ def test_other_decoders_never_run_whatever_the_format_says(node):
         (skipped and skipped[-1][0] > started - 5.0), node.log()
 
 
+def test_untrained_weights_are_the_same_in_every_launch(node):
+    """No checkpoint: the node's random weights come from its `seed` parameter (default 0),
+    so this node and a DepthEstimator built in this process give the same depth (before,
+    each process drew its own weights: two launches differed by metres on one image)."""
+    from textdepth_ros.inference import DepthEstimator
+
+    rgb = sample_image(H, W, seed=11)
+    client = Client(outputs=("depth",))
+    try:
+        pub = client.node.create_publisher(CompressedImage, "image/compressed", 10)
+        client.spin_until(lambda: pub.get_subscription_count() > 0 and bool(client.diagnostics), 60, "the node")
+        pub.publish(compressed(*encode_color(rgb, "png"), 8_000_000_000))  # lossless: the same pixels
+        served = image_to_numpy(client.wait_depth((8, 0))["depth"])
+        text = client.diagnostics["text"]
+    finally:
+        client.close()
+    torch_rng = __import__("torch").rand(3)  # this process's random state has moved on: it must not matter
+    here = DepthEstimator("tiny", device="cpu").predict(rgb, text).depth
+    assert torch_rng.shape == (3,) and np.allclose(served, here, rtol=1e-4, atol=1e-5), float(np.abs(served - here).max())
+    other = DepthEstimator("tiny", device="cpu", seed=1).predict(rgb, text).depth
+    assert not np.allclose(other, here, rtol=1e-2), "the seed does not change the network"
+
+
 # ------------------------------------------------------------------ bags
 N = 4
 

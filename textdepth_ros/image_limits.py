@@ -35,6 +35,23 @@ def check_min_side(height: int, width: int, min_side: int = DEFAULT_MIN_SIDE, wh
                         + (f"; {remedy}" if remedy else ""))
 
 
+def frame_size_problem(height: int, width: int, params, what: str = "image"):
+    """(counter, reason) if a frame is outside params' max_pixels / min_side (the node's
+    parameters), else None; checked on a message's or file header's size before any pixel
+    is read. Empty frames pass: decoding says why."""
+    if height == 0 or width == 0:
+        return None
+    try:
+        check_pixels(height, width, params["max_pixels"], what, "raise the max_pixels parameter to allow it")
+    except UserError as exc:
+        return "too_large", str(exc)
+    try:
+        check_min_side(height, width, params["min_side"], what, "lower the min_side parameter to allow it")
+    except UserError as exc:
+        return "too_small", str(exc)
+    return None
+
+
 def describe_limit(max_pixels: int) -> str:
     side = int(max_pixels ** 0.5)
     return f"{side}x{side}" if side * side == max_pixels else f"{max_pixels:,} pixels"

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from textdepth_ros.errors import UserError
-from textdepth_ros.inference import Prediction, ServingModel, check_rgb
+from textdepth_ros.inference import Prediction, ServingModel, build_untrained, check_rgb
 
 log = logging.getLogger("textdepth_ros.onnx_runtime")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -72,10 +72,9 @@ def read_metadata(session, path) -> dict:
 class OnnxDepthEstimator(ServingModel):
     """DepthEstimator's interface over an onnxruntime session."""
 
-    def __init__(self, onnx_path, config="tiny", checkpoint=None, device="auto"):
+    def __init__(self, onnx_path, config="tiny", checkpoint=None, device="auto", seed=0):
         import onnxruntime as ort
 
-        from textdepth_ros.model import build_model
         from textdepth_ros.model.checkpoint import load_checkpoint
 
         try:
@@ -93,7 +92,7 @@ class OnnxDepthEstimator(ServingModel):
             model, _ = load_checkpoint(checkpoint)
             self.untrained = False
         else:
-            model = build_model(config, pretrained=False)  # the network's weights stay unused here:
+            model = build_untrained(config, seed, pretrained=False)  # the network's weights stay unused here:
             model.load_pretrained(parts=("text_encoder",))  # only CLIP's are needed
             self.untrained = True
         exported = {k: v for k, v in meta["config"].items() if k != "name"}

@@ -158,18 +158,15 @@ def colour_frame(raw, msgtype, params: dict, decode: bool = True):
     """A colour frame as the node takes it: its RGB array (`decode`) or (height, width)
     from its header (a compressed frame's pixels unread), within the node's max_pixels /
     min_side. ValueError when the node would skip it."""
-    from textdepth_ros.image_limits import check_min_side, check_pixels
+    from textdepth_ros.image_limits import frame_size_problem
     from textdepth_ros.ros.compressed import any_to_rgb8, compressed_size, is_compressed
 
     msg = bagio.decode(raw, msgtype)
     size = compressed_size(msg) if is_compressed(msg) else (msg.height, msg.width)
-    try:
-        check_pixels(*size, int(params.get("max_pixels", DEFAULT_MAX_PIXELS)), "the image",
-                     "raise the max_pixels parameter to allow it")
-        check_min_side(*size, int(params.get("min_side", DEFAULT_MIN_SIDE)), "the image",
-                       "lower the min_side parameter to allow it")
-    except UserError as exc:
-        raise ValueError(str(exc)) from None
+    problem = frame_size_problem(*size, {"max_pixels": int(params.get("max_pixels", DEFAULT_MAX_PIXELS)),
+                                         "min_side": int(params.get("min_side", DEFAULT_MIN_SIDE))})
+    if problem:
+        raise ValueError(problem[1])
     if decode:
         return any_to_rgb8(msg)
     if not is_compressed(msg):
@@ -234,7 +231,8 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
     from textdepth_ros.ros.text_input import clean_text
 
     estimator = DepthEstimator(params.get("model_config", "tiny"), params.get("checkpoint") or None,
-                               params.get("device", "auto"), bool(params.get("fp16", False)))
+                               params.get("device", "auto"), bool(params.get("fp16", False)),
+                               seed=int(params.get("seed", 0)))
     encoder = getattr(estimator.model, "text_encoder", None)
     tokenizer, context = getattr(encoder, "tokenizer", None), getattr(encoder, "context_length", 77)
     # The node's rules: its default text until one arrives, each text cleaned the same way.
