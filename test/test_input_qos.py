@@ -22,6 +22,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from ros_helpers import REPO, SMALL_PARAMS, NodeProcess, int_value
 from textdepth_ros.ros.diagnostics import diagnostic_values
 from textdepth_ros.ros.fastdds_profile import ENV_VAR, profile_path
+from textdepth_ros.ros.input_qos import LARGE_IMAGES
 
 pytestmark = pytest.mark.timeout(240)
 TOPIC = "/qos_cam/image"
@@ -158,7 +159,7 @@ def test_best_effort_default_profile_camera_is_detected_and_the_fix_works(defaul
     if got == 0:
         assert len(warnings) > lines_before, default_node.log_tail(30)
     for line in warnings[lines_before:]:
-        assert "publish reliable" in line and "Large images" in line, line
+        assert "publish reliable" in line and LARGE_IMAGES in line, line
     fixed = deliver(default_node, diagnostics, camera("best_effort", profile=str(profile_path())))
     print(f"best-effort camera with the node's shared-memory profile: {fixed}/{N}")
     assert fixed == N, default_node.log_tail(30)
