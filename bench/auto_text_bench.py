@@ -5,7 +5,8 @@ fps (default): two depth_node processes with the same model, one with text_sourc
     frames faster than they serve them, in alternating windows (off, on, on, off, ...,
     so drift in the machine's load hits both alike); depth FPS = depth messages received
     per second of window. Target: on / off >= 0.95 (within noise).
-cost: the recognizer alone in this process (no ROS): seconds per decision (open_clip's
+cost: the recognizer alone in this process (no ROS), set up as the node's recognition
+    thread is (one torch CPU thread, lower priority): seconds per decision (open_clip's
     preparation of a 640x480 frame + the image tower + comparing with the label
     embeddings), with the image tower of --config (tiny: a 2-layer ViT-64; paper:
     ViT-L/14, 304 M parameters, random weights here). The label texts are encoded once
@@ -60,10 +61,13 @@ def decision_cost(args) -> dict:
     from textdepth_ros.model.text_encoder import ClipTextEncoder
     from textdepth_ros.scene_recognition import SceneRecognizer
 
+    from textdepth_ros.scene_recognition import run_in_background
+
+    run_in_background()  # as the node's recognition thread runs: lower priority, one torch CPU thread
     cfg = load_model_config(args.config)
     cfg["text_encoder"]["pretrained"] = None
     print(f"[cost] {args.config}: image tower {count_parameters(cfg['text_encoder']) / 1e6:.1f} M parameters, "
-          f"{torch.get_num_threads()} torch threads, device {args.device}")
+          f"{torch.get_num_threads()} torch thread(s), device {args.device}")
     start = time.perf_counter()
     model = SimpleNamespace(text_encoder=ClipTextEncoder(cfg["text_encoder"]), config=cfg, variant=variant_name(cfg))
     recognizer, _ = SceneRecognizer.for_model(model, list(NYU_SCENE_TYPES), DEFAULT_TEMPLATE, None, args.device)
@@ -73,20 +77,33 @@ def decision_cost(args) -> dict:
           f"{texts_s * 1000:.0f} ms (a start-up cost, not per decision)")
     rgb = frame(args.height, args.width)
     recognizer.scores(rgb)  # first call: allocations
-    decisions, prepares = [], []
+    decisions, prepares, cpu = [], [], []
     for _ in range(args.decisions):
         t0 = time.perf_counter()
         recognizer.encoder.prepare(rgb)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), cpu_seconds()
         recognizer.scores(rgb)
         decisions.append(time.perf_counter() - t1)
+        cpu.append(cpu_seconds() - c1)
         prepares.append(t1 - t0)
-    d, p = dist(decisions), dist(prepares)
-    print(f"[cost] per decision ({args.height}x{args.width} frame): {fmt(d)}")
-    print(f"[cost]   of which open_clip's preparation (resize, crop, normalise): {fmt(p)}")
-    print(f"[cost]   at auto_text_period {args.period:g} s: {d['median_ms'] / 10 / args.period:.2f} % of one core")
-    return {"config": args.config, "decision_ms": d, "prepare_ms": p, "label_texts_ms": texts_s * 1000,
+    d, p, c = dist(decisions), dist(prepares), dist(cpu)
+    print(f"[cost] per decision ({args.height}x{args.width} frame), wall: {fmt(d)}")
+    print(f"[cost]   CPU time of this process (all its threads) per decision: {fmt(c)}")
+    print(f"[cost]   of which open_clip's preparation (resize, crop, normalise), wall: {fmt(p)}")
+    share = c["median_ms"] / 1000 / args.period
+    print(f"[cost]   at auto_text_period {args.period:g} s: {share:.1%} of one core (median CPU time / period)"
+          + ("; a decision outlasts the period, so they run back to back" if d["median_ms"] / 1000 > args.period
+             else ""))
+    return {"config": args.config, "decision_ms": d, "cpu_ms": c, "prepare_ms": p, "label_texts_ms": texts_s * 1000,
             "build_s": built - start}
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far, all threads (torch's included)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def recognizer_text_seconds(model, texts) -> float:

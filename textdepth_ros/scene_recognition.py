@@ -112,10 +112,19 @@ class SceneRecognizer:
         return Scores(out[0].numpy(), out[1].numpy(), (time.perf_counter() - start) * 1000.0)
 
 
-def lower_thread_priority(niceness: int = 10) -> bool:
-    """Linux: this thread (and the OpenMP workers it starts later) at a lower CPU priority,
-    so recognition takes only the CPU time the depth worker leaves. False where the OS
-    does not allow it."""
+def run_in_background(niceness: int = 10) -> dict:
+    """Make the calling thread a background one for CPU recognition: a lower CPU priority
+    (Linux; the OpenMP workers it starts later inherit it), and torch ops on ONE CPU
+    thread, so on a small CPU recognition never competes with the depth worker's
+    threads for every core (latency does not matter here; measured: with two threads on
+    a loaded 2-core machine, OpenMP's spin-waiting made a tiny-config decision cost
+    ~25x the CPU time of one thread). Call it before other threads run their first
+    torch op (see use_one_cpu_thread). Returns what it did."""
+    return {"niced": lower_thread_priority(niceness), "torch_threads": use_one_cpu_thread()}
+
+
+def lower_thread_priority(niceness: int) -> bool:
+    """This thread `niceness` steps lower; False where the OS does not allow it."""
     try:
         import threading
 
@@ -123,3 +132,18 @@ def lower_thread_priority(niceness: int = 10) -> bool:
         return True
     except (OSError, AttributeError):
         return False
+
+
+def use_one_cpu_thread() -> int:
+    """This thread's torch CPU ops on one thread; other threads keep their count.
+    torch.set_num_threads is per thread (OpenMP, MKL) but also stores a process-wide
+    default that a thread copies at its first torch op: that default is put back at
+    once, from a helper thread. Returns this thread's count now."""
+    import threading
+
+    threads = torch.get_num_threads()  # this thread's first torch call: its own count is set up now
+    torch.set_num_threads(1)
+    helper = threading.Thread(target=torch.set_num_threads, args=(threads,), name="restore_torch_threads")
+    helper.start()
+    helper.join()
+    return torch.get_num_threads()

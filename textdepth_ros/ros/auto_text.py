@@ -9,8 +9,8 @@ reads. Texts published on `text` are ignored.
 `topic_first`: as auto, but a text published on `text` wins for `auto_text_hold`
 seconds after its last message.
 
-Recognition runs in a thread of its own at a lower CPU priority (on CUDA, on a stream
-of its own), never on the depth worker's path; it only reads the frame reference the
+Recognition runs in a thread of its own at a lower CPU priority with one torch CPU
+thread (on CUDA, on a stream of its own), never on the depth worker's path; it only reads the frame reference the
 worker hands over. Each decision publishes the label in use as text on `text/auto`
 and its probability on `text/auto/score`, and /diagnostics carries both.
 """
@@ -107,11 +107,15 @@ class AutoText:
         return auto
 
     def start(self) -> None:
+        """Start the thread; returns once it has set itself up (start it before the depth
+        worker: see scene_recognition.run_in_background)."""
         self._stop.clear()
         with self._gate:
             self._open = True
-        self._thread = threading.Thread(target=self._run, name="auto_text", daemon=True)
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="auto_text", daemon=True)
         self._thread.start()
+        ready.wait(10.0)
 
     def stop(self, grace_s: float = 3.0) -> None:
         """No more decisions; a recognition still running after `grace_s` publishes nothing."""
@@ -141,15 +145,16 @@ class AutoText:
                 self._apply(time.monotonic())
                 return
         self.ignored_texts += 1
-        self._warn_limited("ignored", f"text_source auto: ignoring '{text[:60]}' from `text` (text_source "
-                           "topic_first lets a published text win for a while)")
+        self._warn_limited("ignored", f"text_source auto: ignoring the text '{text[:60]}' (published on `text` or "
+                           "set as default_text; text_source topic_first lets it win for a while)")
         return False
 
     # -- the thread -----------------------------------------------------------------------
-    def _run(self) -> None:
-        from textdepth_ros.scene_recognition import lower_thread_priority
+    def _run(self, ready: threading.Event) -> None:
+        from textdepth_ros.scene_recognition import run_in_background
 
-        lower_thread_priority()
+        run_in_background()  # lower priority, one torch CPU thread
+        ready.set()
         next_at = 0.0
         while not self._stop.is_set():
             self._follow_parameters()

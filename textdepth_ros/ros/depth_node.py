@@ -166,6 +166,8 @@ class DepthNode(Node):
         """Subscribe (QoS following the publishers), time the diagnostics, start the worker
         and publisher threads (the managed node's `activate`)."""
         sys.setswitchinterval(self.params["gil_switch_interval_ms"] / 1000.0)
+        if self.auto_text is not None:
+            self.auto_text.start()  # before the worker: it sets its torch threads up first
         self.slot.reopen()
         self.worker = InferenceWorker(self.process, self._frame_failed, slot=self.slot)
         self.publisher = PublishQueue(self.publish_frame, self._frame_failed)
@@ -173,8 +175,6 @@ class DepthNode(Node):
         self._diagnostics_timer = self.create_timer(float(self.params["diagnostics_period"]), self.publish_diagnostics)
         self._text_log_timer = self.create_timer(1.0, self._log_pending_text)
         self.worker.start()
-        if self.auto_text is not None:
-            self.auto_text.start()
         self.get_logger().info("ready: waiting for images on " + self.inputs[0].topic)
 
     @staticmethod
