@@ -196,8 +196,8 @@ class DepthNode(Node):
     def stop(self, hurry=None) -> bool:
         """Take no more frames; let the frame in progress finish (up to STOP_GRACE_S, or
         until `hurry` is set), else drop it. False: a thread is still inside the model."""
-        if self.auto_text is not None:
-            self.auto_text.stop()
+        if self.auto_text is not None:  # a recognition in progress publishes nothing after this
+            self.auto_text.stop(0.0 if hurry is not None and hurry.is_set() else STOP_GRACE_S)
         if self.worker is None:
             return True
         if self.worker.busy:
