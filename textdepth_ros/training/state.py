@@ -16,15 +16,15 @@ save on a full or read-only disk is one line and leaves the previous pair in pla
 import hashlib
 import json
 import os
-import random
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from textdepth_ros.atomic_io import atomic_files, fsync_path
 from textdepth_ros.errors import UserError
 from textdepth_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from textdepth_ros.training.rng_state import rng_states, set_rng_states
+from textdepth_ros.training.state_check import state_problem
 
 WEIGHTS, STATE = "last.safetensors", "last_state.pt"
 STAGED = ".new"
@@ -33,29 +33,6 @@ STAGED = ".new"
 def file_sha256(path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def rng_states() -> dict:
-    """Every random generator a training step can touch: torch (CPU, CUDA), and numpy's
-    and Python's global ones (unused by our own code; a model or library may draw)."""
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-        "python": [list(random.getstate()[1]), random.getstate()[0]],
-    }
-
-
-def set_rng_states(states: dict) -> None:
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    n = states["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    internal, version = states["python"]
-    random.setstate((version, tuple(internal), None))
 
 
 def save_last(out_dir, model, optimizer, scheduler, scaler, progress: dict, extra: dict) -> None:
@@ -141,8 +118,6 @@ def check_pair(out_dir) -> dict:
 def load_last(out_dir, model, optimizer, scheduler, scaler, device, checked: dict = None) -> dict:
     """Restore everything save_last wrote; returns the progress dict. `checked`: what this
     process's check_pair(out_dir) already returned (else it is checked here)."""
-    from textdepth_ros.training.state_check import state_problem
-
     state = checked if checked is not None else check_pair(out_dir)
     problem = state_problem(state, optimizer, scheduler, scaler)  # before any of it is used
     if problem:

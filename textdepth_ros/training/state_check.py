@@ -15,13 +15,13 @@ import random
 import numpy as np
 import torch
 
+from textdepth_ros.training.rng_state import rng_states, set_rng_states
+
 PROGRESS_KEYS = {"step", "epoch", "batch", "best"}
 
 
 def state_problem(state, optimizer, scheduler, scaler):
     """None if `state` can be restored into these objects, else what is wrong with it."""
-    from textdepth_ros.training.state import rng_states
-
     if not isinstance(state, dict):
         return f"holds a {type(state).__name__}, not a training state"
     expected = {"optimizer", "scheduler", "scaler", "progress", "rng", "weights_sha256"}
@@ -173,8 +173,6 @@ def _rng_problem(saved, template):
 
 def _try_rng(saved):
     """Whether torch, numpy and Python accept these states (each generator is restored after)."""
-    from textdepth_ros.training.state import set_rng_states
-
     torch_state, numpy_state, python_state = torch.get_rng_state(), np.random.get_state(), random.getstate()
     try:
         set_rng_states(dict(saved, cuda=[]))
