@@ -191,8 +191,6 @@ def test_untrained_weights_are_the_same_in_every_launch(node):
     torch_rng = __import__("torch").rand(3)  # this process's random state has moved on: it must not matter
     here = DepthEstimator("tiny", device="cpu").predict(rgb, text).depth
     assert torch_rng.shape == (3,) and np.allclose(served, here, rtol=1e-4, atol=1e-5), float(np.abs(served - here).max())
-    other = DepthEstimator("tiny", device="cpu", seed=1).predict(rgb, text).depth
-    assert not np.allclose(other, here, rtol=1e-2), "the seed does not change the network"
 
 
 # ------------------------------------------------------------------ bags

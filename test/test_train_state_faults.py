@@ -66,14 +66,11 @@ def test_an_edited_state_is_refused_before_any_of_it_is_used(saved_pair, edit):
         path.write_bytes(pristine)
 
 
-def test_the_unedited_state_still_loads(saved_pair):
-    out, _, _ = saved_pair
-    assert state.load_last(out, *run_objects(), "cpu")["step"] == 1
-
 
 def test_training_saves_on_a_full_disk_are_one_line_and_keep_the_previous_pair(repo_root, tmp_path, saved_pair):
     """The disk fills up while a resumed run trains: its first save cannot fit (safetensors
-    raised its own SafetensorError, which the atomic writer did not catch)."""
+    raised its own SafetensorError, which the atomic writer did not catch). The resume
+    itself passes the structure check: the unedited state is accepted by the real CLI."""
     require_private_mounts()
     data = generate_dataset(tmp_path / "syn", n_train=4, n_test=0, height=64, width=96, seed=3)
     previous, _, _ = saved_pair
