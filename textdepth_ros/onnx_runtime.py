@@ -63,8 +63,9 @@ class OnnxDepthEstimator(ServingModel):
         meta = read_metadata(self.session)
         self.size = (meta["height"], meta["width"])
         if checkpoint:
-            model, _ = load_checkpoint(checkpoint)
+            model, extra = load_checkpoint(checkpoint)
             self.untrained = False
+            self.training_camera = extra.get("camera")
         else:
             model = build_model(config, pretrained=False)  # the network's weights stay unused here:
             model.load_pretrained(parts=("text_encoder",))  # only CLIP's are needed
@@ -92,6 +93,10 @@ class OnnxDepthEstimator(ServingModel):
         return (f"{self.config.get('name', '?')} ({self.model.variant}) in onnxruntime "
                 f"[{', '.join(p.replace('ExecutionProvider', '') for p in self.providers)}] "
                 f"{self.size[0]}x{self.size[1]}, {weights}")
+
+    def network_focal(self, fx: float, fy: float, height: int, width: int) -> tuple:
+        """Other sizes are resized to the exported one: the focal lengths scale with them."""
+        return fx * self.size[1] / width, fy * self.size[0] / height
 
     def predict(self, rgb: np.ndarray, text: str = "") -> Prediction:
         start = time.perf_counter()
