@@ -57,6 +57,13 @@ def main(argv=None):
                      pc["pointcloud_ratio"], "<= 2", pc["pointcloud_ratio"] <= 2.0))
         rows.append(("point cloud", "packed / bare into preallocated arrays (info)",
                      pc["pointcloud_ratio_vs_preallocated"], "-", None))
+        nav = pc["navigation"]
+        rows.append(("point cloud", "navigation cloud: bytes per frame, stride 1 / stride 4 (cloud_stride)",
+                     nav["stride 4"]["bytes_ratio"], "== 16", nav["stride 4"]["bytes_ratio"] == 16.0))
+        for name, r in nav.items():
+            if name != "stride 1":
+                rows.append(("point cloud", f"  build + publish, stride 1 / {name} ({r['points']} points) (info)",
+                             r["cost_ratio"], "-", None))
 
     tc = run("text cache", lambda: text_cache_bench.main(["--frames", "20"]), failures)
     if tc:
