@@ -137,7 +137,8 @@ def test_eval_on_a_list_of_the_training_focal_length_is_unchanged(checkpoints, l
     def results(test_list, *options):
         out = tmp_path / f"{len(list(tmp_path.iterdir()))}"
         assert textdepth(["eval", "--checkpoint", str(at_f0), "--data-root", lists["root"], "--test-list", test_list,
-                          "--out", str(out), "--num-workers", "0", "--crop", "none", "--max-depth", "100", "--no-flip", *options]) == 0
+                          "--out", str(out), "--num-workers", "0", "--crop", "none", "--max-depth", "100",
+                          "--no-flip", *options]) == 0
         return json.loads((out / "results.json").read_text()), capsys.readouterr().out
 
     off, _ = results(lists["same"], "--focal-scaling", "off")

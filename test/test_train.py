@@ -142,7 +142,8 @@ def test_short_training_lowers_loss_and_abs_rel(repo_root, tmp_path):
           f"{after['abs_rel']:.3f}; {summary['images_per_s']:.2f} images/s")
     assert (tmp_path / "run/best_abs_rel.safetensors").is_file() and (tmp_path / "run/last_state.pt").is_file()
     # the training camera: the list's focal column (NYU's scaled to 128 px wide) at the images' size
-    assert read_checkpoint(tmp_path / "run/best_abs_rel.safetensors")[2]["camera"] == Camera(103.7716, 103.7716, 128, 96)
+    camera = read_checkpoint(tmp_path / "run/best_abs_rel.safetensors")[2]["camera"]
+    assert camera == Camera(103.7716, 103.7716, 128, 96)
     assert list((tmp_path / "run/tb").iterdir()) and "kitchen" in (tmp_path / "run/texts.txt").read_text()
 
 

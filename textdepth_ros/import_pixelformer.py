@@ -33,11 +33,13 @@ def add_arguments(parser):
                                                             "with or without DataParallel's 'module.' prefixes)")
     parser.add_argument("--out", required=True, help="output textdepth checkpoint (.safetensors); written atomically")
     parser.add_argument("--dataset", choices=list(DATASETS),
-                        help="what it was trained on: sets the training camera and the default --max-depth (nyu: "
-                             "518.8579 px at 640x480, 10 m; kitti: 721.5377 px at 1242x375, 80 m; unknown: no camera "
-                             "recorded, 10 m). Default: nyu, or kitti with --max-depth 80 (PixelFormer's KITTI setting)")
+                        help="what it was trained on: sets the training camera and the default --max-depth "
+                             "(nyu: 518.8579 px at 640x480, 10 m; kitti: 721.5377 px at 1242x375, 80 m; unknown: "
+                             "no camera recorded, 10 m). Default: nyu, or kitti with --max-depth 80 (PixelFormer's "
+                             "KITTI setting)")
     parser.add_argument("--max-depth", type=float,
-                        help="the max_depth PixelFormer was trained with (default: the dataset's, 10 for NYU, 80 for KITTI)")
+                        help="the max_depth PixelFormer was trained with (default: the dataset's, 10 for NYU, "
+                             "80 for KITTI)")
 
 
 def choose_dataset(dataset, max_depth) -> str:

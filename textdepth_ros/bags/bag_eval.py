@@ -218,8 +218,13 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
     text = clean_text(args.text or params.get("default_text", "an indoor scene"), tokenizer, context)[0]
     scorer = make_scorer(args)
     scaling = FocalScaling(params.get("focal_scaling", "auto"), estimator.training_camera)
-    camera = None  # the newest camera_info, as the node keeps it
-    topics = [plan.image_topic, plan.depth_topic] + [t for t in (plan.text_topic, plan.camera_info_topic) if t]
+    cameras = CameraInfos(args.bag, plan.camera_info_topic)
+    said = []  # focal scaling's lines, into the report too
+
+    def say(line):
+        said.append(line)
+        tqdm.write(line)
+    topics = [plan.image_topic, plan.depth_topic] + ([plan.text_topic] if plan.text_topic else [])
     reader = bagio.open_reader(args.bag)
     try:
         with tqdm(total=len(plan.image_stamps), desc="bag-eval offline", unit="frame") as bar:
@@ -228,21 +233,45 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
                     text = clean_text(bagio.decode(raw, bagio.STRING_TYPE).data, tokenizer, context)[0] or text
                 elif topic == plan.depth_topic:
                     add_bag_ground_truth(scorer, raw, args.gt_scale, msgtype=plan.depth_type)
-                elif topic == plan.camera_info_topic:
-                    camera = bagio.decode(raw, bagio.CAMERA_INFO_TYPE)
                 else:
                     msg = bagio.decode(raw, plan.image_type)
                     rgb = any_to_rgb8(msg)
                     pred = estimator.predict(rgb, text)
-                    info = _image_info(image_camera_info, camera, msg.header, rgb.shape[:2])
-                    pred = scale_to_training_camera(scaling, estimator, pred, info, tqdm.write)
+                    info = _image_info(image_camera_info, cameras.at(bagio.stamp_ns(msg.header)), msg.header,
+                                       rgb.shape[:2])
+                    pred = scale_to_training_camera(scaling, estimator, pred, info, say)
                     scorer.add_prediction(bagio.stamp_ns(msg.header), pred.depth, latency_ms=pred.forward_ms)
                     bar.update(1)
     finally:
         reader.close()
     n = len(plan.image_stamps)
     return {"mode": "offline", "model": estimator.describe(), "frames_in": n, "frames_out": n, "frames_dropped": 0,
-            "latency_kind": "model forward time", "scorer": scorer}
+            "latency_kind": "model forward time", "focal_scaling": said, "scorer": scorer}
+
+
+class CameraInfos:
+    """The bag's camera_info messages by header stamp: a frame gets the one with its own
+    stamp, else the newest before it, which is the one the node holds when it publishes
+    that frame (drivers publish each frame's camera_info with it)."""
+
+    def __init__(self, bag, topic):
+        self.stamps, self.messages = [], []
+        if topic is None:
+            return
+        reader = bagio.open_reader(bag)
+        try:
+            pairs = sorted(((bagio.header_stamp_ns(raw), bytes(raw)) for _, _, raw in bagio.iter_raw(reader, [topic])),
+                           key=lambda pair: pair[0])
+        finally:
+            reader.close()
+        self.stamps = [stamp for stamp, _ in pairs]
+        self.messages = [bagio.decode(raw, bagio.CAMERA_INFO_TYPE) for _, raw in pairs]
+
+    def at(self, stamp_ns: int):
+        import bisect
+
+        i = bisect.bisect_right(self.stamps, stamp_ns)
+        return self.messages[i - 1] if i else None
 
 
 def _image_info(image_camera_info, camera, header, size):
