@@ -99,7 +99,8 @@ def save_npy(path, array: np.ndarray) -> None:
 
 
 def focal_scaled(estimator, prediction, args, size):
-    """The prediction at the camera's scale (--fx/--fy, --focal-scaling), saying which."""
+    """The prediction at the camera's scale (--fx/--fy, --focal-scaling), saying which on
+    stdout whenever there is something to compare (--fx given, or a checkpoint camera)."""
     from textdepth_ros.camera_scale import FocalScaling, rescaled
 
     scaling = FocalScaling(args.focal_scaling, estimator.training_camera)
@@ -108,5 +109,6 @@ def focal_scaled(estimator, prediction, args, size):
     else:
         fx, fy = args.fx, args.fx if args.fy is None else args.fy
         factor, line = scaling.factor(*estimator.network_focal(fx, fy, *size))
-    print(line.replace("no focal length for the input yet", "no --fx given"), file=sys.stderr)
+    if args.fx is not None or estimator.training_camera is not None:
+        print(line.replace("no focal length for the input yet", "no --fx given"))
     return rescaled(prediction, factor)
