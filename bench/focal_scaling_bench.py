@@ -1,7 +1,9 @@
 """Focal scaling, the two ways Metric3D describes (docs/camera-scale.md), measured in one run:
 
   scale  the network runs on the camera's image as it is; depth and uncertainty are
-         multiplied by f_camera / f_train (what the node, predict, eval and bag-eval do)
+         multiplied by f_camera / f_train, the focal lengths compared at the training
+         image size, i.e. fields of view (what the node, predict, eval and bag-eval do);
+         or, the alternative, compared in pixels of the image the network saw
   resize the image is resized by f_train / f_camera, so its focal length in pixels is the
          training one; the network runs on that; depth and uncertainty are resized back
 
@@ -12,8 +14,9 @@ Exactness (--checkpoint: a model trained on `make-dataset` rooms, which records 
 training camera): generated rooms of the same kinds, seen by cameras whose focal length
 is k x the training one at the training image size, scored (abs_rel, and the median of
 prediction / ground truth: the scale bias) with no correction, scale and resize; and the
-same views at twice the training size with the same field of view (focal 2x in pixels),
-the case that decides whether the network's scale follows the focal length in pixels.
+same views at twice the training size with the same field of view (focal 2x in pixels)
+and their centre half at the training focal length (a crop): the cases that tell whether
+the network's scale follows the focal length in pixels or the field of view.
 
   python bench/focal_scaling_bench.py                                  (cost only)
   python bench/focal_scaling_bench.py --checkpoint runs/f0/best_abs_rel.safetensors --views 24
@@ -106,32 +109,45 @@ def score(pred, gt) -> tuple:
 
 
 def exactness(estimator, factors, count) -> dict:
+    """Each camera case scored four ways: no correction; depth x the ratio of focal lengths
+    in pixels of the images the network saw ("pixels"); depth x that ratio with the input's
+    focal length first brought to the training image size ("fov": f x sqrt(W_train H_train
+    / (W H)), comparing fields of view: what the code does, camera_scale.py); resize."""
     camera = estimator.training_camera
     if camera is None:
         raise SystemExit("--checkpoint records no training camera (textdepth set-camera)")
     height, width, f_train = camera.height, camera.width, camera.focal
     chosen = views(count)
+    # name -> (focal factor, render size factor, centre crop fraction)
+    cases = {f"{k:g} x focal, {width}x{height}": (k, 1, 1) for k in factors}
+    cases[f"same field of view at 2 x size ({2 * width}x{2 * height})"] = (2.0, 2, 1)
+    cases[f"centre half, same focal px ({width // 2}x{height // 2})"] = (1.0, 1, 2)
+    ways = ("none", "pixels", "fov", "resize")
     rows = {}
-    cases = [(k, 1) for k in factors] + [(2.0, 2)]  # (focal factor, image size factor)
-    for k, grow in cases:
-        sums = {way: np.zeros(2) for way in ("none", "scale", "resize")}
+    for name, (k, grow, crop) in cases.items():
+        sums = {way: np.zeros(2) for way in ways}
         for view in chosen:
             rgb, gt = render_view(view, k * f_train, grow * height, grow * width)
+            if crop > 1:
+                h, w = rgb.shape[0] // crop, rgb.shape[1] // crop
+                top, left = (rgb.shape[0] - h) // 2, (rgb.shape[1] - w) // 2
+                rgb, gt = rgb[top:top + h, left:left + w].copy(), gt[top:top + h, left:left + w].copy()
             text = f"a photo of a {view[0].replace('_', ' ')}"
             plain = estimator.predict(rgb, text).depth
+            pixels = k  # the image's focal length in pixels over the training one
+            size = k * math.sqrt(width * height / (rgb.shape[0] * rgb.shape[1]))
             sums["none"] += score(plain, gt)
-            sums["scale"] += score(plain * np.float32(k), gt)
-            sums["resize"] += score(resize_way(estimator, rgb, text, k)[0], gt)
-        name = (f"{k:g} x focal, {grow * width}x{grow * height}" if grow == 1 else
-                f"2 x size, same field of view ({grow * width}x{grow * height})")
+            sums["pixels"] += score(plain * np.float32(pixels), gt)
+            sums["fov"] += score(plain * np.float32(size), gt)
+            sums["resize"] += score(resize_way(estimator, rgb, text, pixels)[0], gt)
         rows[name] = {way: {"abs_rel": s[0] / len(chosen), "median_ratio": s[1] / len(chosen)}
                       for way, s in sums.items()}
-    print(f"[focal exactness] {len(chosen)} generated views per camera; training camera {camera.describe()}; "
-          "abs_rel (median prediction / ground truth)")
-    print(f"[focal exactness] {'camera':<40}{'no correction':>22}{'scale':>22}{'resize':>22}")
+    print(f"[focal exactness] {len(chosen)} generated views per case; training camera {camera.describe()}; "
+          "abs_rel (median of prediction / ground truth)")
+    print(f"[focal exactness] {'camera':<46}" + "".join(f"{w:>20}" for w in ways))
     for name, r in rows.items():
-        cells = "".join(f"{r[w]['abs_rel']:>12.3f} ({r[w]['median_ratio']:.3f})" for w in ("none", "scale", "resize"))
-        print(f"[focal exactness] {name:<40}{cells}")
+        cells = "".join(f"{r[w]['abs_rel']:>12.3f} ({r[w]['median_ratio']:.3f})" for w in ways)
+        print(f"[focal exactness] {name:<46}{cells}")
     return rows
 
 
@@ -144,13 +160,14 @@ def main(argv=None):
                              "camera, ~615 px, against NYU's 518.86 px at 640x480)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per cost row (default %(default)s)")
     parser.add_argument("--views", type=int, default=24, help="generated views per camera (default %(default)s)")
+    parser.add_argument("--no-cost", action="store_true", help="skip the cost rows")
     args = parser.parse_args(argv)
     factors = [float(f) for f in args.factors.split(",")]
     if any(not (0.25 <= f <= 4 and math.isfinite(f)) for f in factors):
         parser.error("factors must lie in 0.25..4")
     start = time.monotonic()
     estimator = DepthEstimator(args.config, checkpoint=args.checkpoint, device=args.device)
-    result = {"cost": cost(estimator, args.height, args.width, factors, args.repeats)}
+    result = {} if args.no_cost else {"cost": cost(estimator, args.height, args.width, factors, args.repeats)}
     if args.checkpoint:
         result["exactness"] = exactness(estimator, factors, args.views)
     print(f"[focal] {time.monotonic() - start:.0f} s")

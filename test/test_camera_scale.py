@@ -60,18 +60,23 @@ def test_a_bad_camera_record_is_refused_on_load_before_any_tensor(checkpoints, t
     assert "its training camera" in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_the_factor_is_the_ratio_of_focal_lengths_and_is_said_once_per_change():
+def test_the_factor_compares_focal_lengths_at_the_training_size_and_is_said_once_per_change():
     scaling = FocalScaling("auto", Camera(F0, F0, 128, 96))
-    factor, line = scaling.factor(2 * F0, 2 * F0)
-    assert factor == 2.0 and "depth x2.0000" in line and "100.00 px at 128x96" in line
-    assert scaling.factor(2 * F0, 2 * F0) == (2.0, None)  # the same camera again: nothing new to say
-    factor, line = scaling.factor(50.0, 200.0)  # fx != fy: the geometric mean, 100 px
+    factor, line = scaling.factor(2 * F0, 2 * F0, 128, 96)
+    assert factor == 2.0 and "depth x2.0000" in line and "training camera 100.00 px at 128x96" in line
+    assert scaling.factor(2 * F0, 2 * F0, 128, 96) == (2.0, None)  # the same camera again: nothing new to say
+    factor, line = scaling.factor(50.0, 200.0, 128, 96)  # fx != fy: the geometric mean, 100 px
     assert factor == 1.0 and "fx 50.00 fy 200.00 px" in line
+    # the training camera at twice the resolution (or binned 2x2: half), same field of view: 1
+    assert scaling.factor(2 * F0, 2 * F0, 256, 192)[0] == pytest.approx(1.0, abs=1e-12)
+    assert scaling.factor(F0 / 2, F0 / 2, 64, 48)[0] == pytest.approx(1.0, abs=1e-12)
+    factor, line = scaling.factor(2 * F0, 2 * F0, 192, 128)  # another aspect: sizes compared by area
+    assert factor == pytest.approx(2 * (128 * 96 / (192 * 128)) ** 0.5) and "at the training size" in line
     assert scaling.factor() == (1.0, "focal scaling auto: no focal length for the input yet, depth is not rescaled")
     scaling.mode = "off"
-    factor, line = scaling.factor(2 * F0, 2 * F0)
+    factor, line = scaling.factor(2 * F0, 2 * F0, 128, 96)
     assert factor == 1.0 and line.startswith("focal scaling off")
-    assert FocalScaling("auto", None).factor(2 * F0, 2 * F0)[1].startswith(
+    assert FocalScaling("auto", None).factor(2 * F0, 2 * F0, 128, 96)[1].startswith(
         "focal scaling auto: the checkpoint records no training camera")
 
 

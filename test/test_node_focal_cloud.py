@@ -75,7 +75,8 @@ def test_twice_the_training_focal_length_gives_exactly_twice_the_depth(node, twi
         assert scaled.shape == (H, W) and np.isfinite(plain).all() and plain.std() > 0
         np.testing.assert_array_equal(scaled, 2 * plain)  # exact: a float32 doubling of the same forward
     log = node.log()
-    assert "focal scaling auto: depth x2.0000 (input focal 1037.72 px vs training camera 518.86 px at 640x480)" in log
+    assert ("focal scaling auto: depth x2.0000 (input focal 1037.72 px at 640x480, vs training camera 518.86 px at "
+            "640x480)") in log
     assert "focal scaling off: depth is not rescaled" in log
     assert log.count("depth x2.0000") == 1  # said once, not per frame
 

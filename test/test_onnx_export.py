@@ -68,8 +68,6 @@ def test_onnxruntime_backend_gives_the_torch_depth(exported):
     assert "onnxruntime [CPU]" in ort_est.describe() and not ort_est.untrained
     other = ort_est.predict(np.zeros((48, 80, 3), np.uint8), "a bathroom")  # another size: resized in and out
     assert other.depth.shape == (48, 80) and np.isfinite(other.depth).all()
-    # ... and so is the focal length focal scaling compares (the network saw it at H x W)
-    assert ort_est.network_focal(100.0, 90.0, 48, 80) == (100.0 * W / 80, 90.0 * H / 48)
 
 
 def test_export_refuses_a_bad_output_name_with_one_line(tmp_path, capsys):

@@ -1,21 +1,22 @@
 """The camera a model's metric scale belongs to, and the factor that maps another camera
 onto it.
 
-A monocular network reads depth from apparent size in pixels, so its metres hold for the
-focal length (in pixels) of the images it was trained on. A checkpoint records that
-camera (the "camera" field: fx, fy in pixels at width x height, the size the network saw
-during training). Another camera's depth is brought to that scale by multiplying the
-prediction by
+A monocular network reads depth from apparent size, so its metres hold for the camera it
+was trained with. A checkpoint records that camera (the "camera" field: fx, fy in pixels
+at width x height, the size of the training images). Another camera's depth is brought
+to that scale by multiplying the prediction by
 
-    factor = f_input / f_train,   f = sqrt(fx * fy)
+    factor = f_input / f_train,   f = sqrt(fx * fy),
 
-where f_input is the focal length in pixels of the image the network actually ran on
-(after ROI, binning and any resize: the K published on depth/camera_info, times the
-resize an ONNX backend applies). Apparent size grows with f, so a camera with twice the
-training focal length makes everything look twice as near: the depth is doubled back.
-Metric3D (Yin et al., ICCV 2023) calls this the canonical camera transform; its
-alternative, resizing the image to the training focal length, is measured against it
-in docs/camera-scale.md (bench/focal_scaling_bench.py).
+the focal lengths compared at the same image size: the input's (the K published on
+depth/camera_info, for an image of W x H) taken to the training size first,
+f_input = sqrt(fx * fy) * sqrt(W_train * H_train / (W * H)). So what is compared is the
+field of view: the same camera at another resolution (a resize, binning, an ONNX
+backend's resize) gets factor 1, and at the training size the factor is exactly the
+ratio of focal lengths (a camera with twice the training focal length makes everything
+look twice as near: the depth is doubled back). Measured on a trained model, against
+comparing focal lengths in pixels and against Metric3D's other way (resizing the image
+to the training focal length): docs/camera-scale.md, bench/focal_scaling_bench.py.
 
 fx != fy (non-square pixels, or an anisotropic resize): the geometric mean, since an
 object's apparent area scales with fx * fy; NYU's Kinect differs by 0.12 %.
@@ -100,17 +101,17 @@ class FocalScaling:
         self.mode, self.training = mode, training
         self._said = None  # what the last line said
 
-    def factor(self, fx: Optional[float] = None, fy: Optional[float] = None):
-        """(factor, line or None) for an input whose focal lengths in pixels, at the size
-        the network runs on, are fx, fy (None: unknown). The line is new information only."""
-        factor, why, line = self._decide(fx, fy)
+    def factor(self, fx: Optional[float] = None, fy: Optional[float] = None, width: int = 0, height: int = 0):
+        """(factor, line or None) for an input image of width x height whose focal lengths
+        in pixels are fx, fy (None: unknown). The line is new information only."""
+        factor, why, line = self._decide(fx, fy, width, height)
         said = (why, round(factor, 6))  # a camera_info that jitters in the 7th digit is no news
         if said == self._said:
             return factor, None
         self._said = said
         return factor, line
 
-    def _decide(self, fx, fy):
+    def _decide(self, fx, fy, width, height):
         """(factor, reason, line)."""
         trained = self.training
         if self.mode == "off":
@@ -119,12 +120,15 @@ class FocalScaling:
         if trained is None:
             return 1.0, "no training camera", ("focal scaling auto: the checkpoint records no training camera, "
                                                "depth is not rescaled (record it with `textdepth set-camera`)")
-        if not fx or not fy:
+        if not fx or not fy or not width or not height:
             return 1.0, "no input focal", "focal scaling auto: no focal length for the input yet, depth is not rescaled"
-        factor = mean_focal(fx, fy) / trained.focal
+        area = (trained.width * trained.height) / (width * height)
+        at_training_size = mean_focal(fx, fy) * (1.0 if area == 1.0 else math.sqrt(area))
+        factor = at_training_size / trained.focal
         focal = f"{fx:.2f} px" if fx == fy else f"fx {fx:.2f} fy {fy:.2f} px"
-        return factor, "scaled", (f"focal scaling auto: depth x{factor:.4f} (input focal {focal} vs training "
-                                  f"camera {trained.describe()})")
+        resized = "" if area == 1.0 else f", {at_training_size:.2f} px at the training size"
+        return factor, "scaled", (f"focal scaling auto: depth x{factor:.4f} (input focal {focal} at "
+                                  f"{width}x{height}{resized}, vs training camera {trained.describe()})")
 
 
 def rescaled(pred, factor: float):

@@ -197,8 +197,9 @@ class ListFocalFactors:
 
     def __call__(self, batch) -> list:
         out = []
+        height, width = batch["image"].shape[-2:]
         for focal in batch["focal"]:
-            factor, line = self.scaling.factor(focal, focal)
+            factor, line = self.scaling.factor(focal, focal, int(width), int(height))
             if line and not self.seen:
                 tqdm.write(line)
             self.seen[factor] = self.seen.get(factor, 0) + 1

@@ -124,12 +124,6 @@ class ServingModel:
         bins = config["bins"]
         self.depth_limits = (float(bins["dataset_min"]), float(bins["dataset_max"]))
 
-    def network_focal(self, fx: float, fy: float, height: int, width: int) -> tuple:
-        """The focal lengths in pixels of the image the network runs on, for an input
-        image of height x width whose own are fx, fy (an estimator that resizes its input
-        scales them with it)."""
-        return fx, fy
-
     @property
     def uses_text(self) -> bool:
         return self.model.uses_text

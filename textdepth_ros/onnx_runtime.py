@@ -94,10 +94,6 @@ class OnnxDepthEstimator(ServingModel):
                 f"[{', '.join(p.replace('ExecutionProvider', '') for p in self.providers)}] "
                 f"{self.size[0]}x{self.size[1]}, {weights}")
 
-    def network_focal(self, fx: float, fy: float, height: int, width: int) -> tuple:
-        """Other sizes are resized to the exported one: the focal lengths scale with them."""
-        return fx * self.size[1] / width, fy * self.size[0] / height
-
     def predict(self, rgb: np.ndarray, text: str = "") -> Prediction:
         start = time.perf_counter()
         check_rgb(rgb)

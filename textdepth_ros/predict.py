@@ -104,11 +104,11 @@ def focal_scaled(estimator, prediction, args, size):
     from textdepth_ros.camera_scale import FocalScaling, rescaled
 
     scaling = FocalScaling(args.focal_scaling, estimator.training_camera)
-    if args.fx is None or args.focal_scaling == "off" or estimator.training_camera is None:
+    if args.fx is None:
         factor, line = scaling.factor()
     else:
-        fx, fy = args.fx, args.fx if args.fy is None else args.fy
-        factor, line = scaling.factor(*estimator.network_focal(fx, fy, *size))
+        height, width = size
+        factor, line = scaling.factor(args.fx, args.fx if args.fy is None else args.fy, width, height)
     if args.fx is not None or estimator.training_camera is not None:
         print(line.replace("no focal length for the input yet", "no --fx given"))
     return rescaled(prediction, factor)

@@ -239,7 +239,7 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
                     pred = estimator.predict(rgb, text)
                     info = _image_info(image_camera_info, cameras.at(bagio.stamp_ns(msg.header)), msg.header,
                                        rgb.shape[:2])
-                    pred = scale_to_training_camera(scaling, estimator, pred, info, say)
+                    pred = scale_to_training_camera(scaling, pred, info, say)
                     scorer.add_prediction(bagio.stamp_ns(msg.header), pred.depth, latency_ms=pred.forward_ms)
                     bar.update(1)
     finally:

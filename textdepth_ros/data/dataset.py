@@ -19,12 +19,12 @@ from textdepth_ros.errors import UserError
 
 def _to_item(rgb_float: np.ndarray, depth: np.ndarray, text: str, name: str, index: int, focal: float) -> dict:
     return {
-        "focal": float(focal),
         "image": torch.from_numpy(np.ascontiguousarray(rgb_float.transpose(2, 0, 1))),
         "depth": torch.from_numpy(np.ascontiguousarray(depth))[None],
         "text": text,
         "name": name,
         "index": index,
+        "focal": float(focal),
     }
 
 

@@ -320,7 +320,7 @@ class DepthNode(Node):
         pred = self.estimator.predict(rgb, text)
         info = self._depth_camera_info(msg.header, *rgb.shape[:2])  # the K depth, cloud and scale share
         self.focal.mode = params["focal_scaling"]
-        pred = scale_to_training_camera(self.focal, self.estimator, pred, info, self.get_logger().info)
+        pred = scale_to_training_camera(self.focal, pred, info, self.get_logger().info)
         self.stats.focal_scale = pred.scale
         self.publisher.put((msg, received, rgb, text, params, pred, info))
 
