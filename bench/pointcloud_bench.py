@@ -5,7 +5,7 @@ Then the navigation cloud (`cloud_stride`, `cloud_voxel`; ros/nav_cloud.py) on a
 640x480 room: per stride 1, 2, 4, 8 the node's cloud build (node_cloud) and its publish()
 to a subscriber in another process over DDS (the node's shared-memory profile), and
 the bytes per frame, as ratios to stride 1 measured in the same run (stride 4 must cut
-the bytes 16x); and stride 4 + 5 cm voxels: points, bytes and build cost.
+the bytes 16x); and 5 cm voxels after stride 4 and after stride 1: points, bytes, cost.
 """
 import argparse
 import subprocess
@@ -96,7 +96,7 @@ def navigation_cloud(strides, repeats: int, voxel: float = 0.05) -> dict:
             time.sleep(0.05)
         if pub.get_subscription_count() == 0:
             raise RuntimeError("the subscriber process never matched")
-        cases = [(s, 0.0) for s in strides] + [(4, voxel)]
+        cases = [(s, 0.0) for s in strides] + [(4, voxel), (1, voxel)]
         for stride, leaf in cases:
             params = {"cloud_stride": stride, "cloud_voxel": leaf, "cloud_rgb": True, "max_range": 0.0,
                       "max_uncertainty": 0.0}

@@ -53,7 +53,7 @@ def test_imported_checkpoint_predicts_what_pixelformer_predicts(tmp_path, kitti_
     _, config, extra = read_checkpoint(out)
     assert config["bins"]["dataset_max"] == 80.0 and (config["trca"], config["tbcp"]) == (False, False)
     assert extra["imported_from"] == "kitti.pth"
-    assert extra["camera"] == Camera(721.5377, 721.5377, 1242, 375)  # --max-depth 80: PixelFormer's KITTI setting
+    assert extra["camera"] == Camera(721.5377, 721.5377, 1216, 352)  # --max-depth 80: PixelFormer's KITTI setting
 
     depth_file = tmp_path / "photo.npy"
     assert textdepth(["predict", "--checkpoint", str(out), "--image", str(PHOTO), "--out", str(depth_file),

@@ -10,8 +10,9 @@ result works wherever a checkpoint does:
 The Swin size and window and the decoder widths are read from the tensors; the depth
 range and the camera are not stored in the file, so --dataset says which it was trained
 on: nyu (max depth 10 m; NYU's Kinect, 518.8579 px at 640x480, the focal length of
-PixelFormer's NYU lists and dataloader) or kitti (80 m; 721.5377 px at 1242x375, the
-2011_09_26 calibration, the date with the most KITTI drives: BTS/PixelFormer's KITTI
+PixelFormer's NYU lists and dataloader) or kitti (80 m; 721.5377 px at 1216x352: the
+2011_09_26 calibration, the date with the most KITTI drives, at the size PixelFormer's
+KITTI evaluation feeds the network, its kb_crop of the raw ~1242x375 frames. Its KITTI
 lists give each drive's own focal length, 707.05-721.54 px, which the network never
 reads, so a KITTI model carries that 2 % spread anyway). The camera is recorded in the
 checkpoint for focal scaling (docs/camera-scale.md). The file is read with
@@ -23,7 +24,7 @@ from textdepth_ros.camera_scale import Camera
 # dataset -> (PixelFormer's max_depth, the training camera it recorded)
 DATASETS = {
     "nyu": (10.0, Camera(NYU_FOCAL, NYU_FOCAL, 640, 480)),
-    "kitti": (80.0, Camera(721.5377, 721.5377, 1242, 375)),
+    "kitti": (80.0, Camera(721.5377, 721.5377, 1216, 352)),
     "unknown": (10.0, None),
 }
 
@@ -34,7 +35,7 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="output textdepth checkpoint (.safetensors); written atomically")
     parser.add_argument("--dataset", choices=list(DATASETS),
                         help="what it was trained on: sets the training camera and the default --max-depth "
-                             "(nyu: 518.8579 px at 640x480, 10 m; kitti: 721.5377 px at 1242x375, 80 m; unknown: "
+                             "(nyu: 518.8579 px at 640x480, 10 m; kitti: 721.5377 px at 1216x352, 80 m; unknown: "
                              "no camera recorded, 10 m). Default: nyu, or kitti with --max-depth 80 (PixelFormer's "
                              "KITTI setting)")
     parser.add_argument("--max-depth", type=float,
