@@ -64,7 +64,7 @@ def cost(estimator, height, width, factors, repeats) -> dict:
           f"{(plain + multiply) / plain:.3f})")
     for k in factors:
         resize = np.median(time_calls(lambda: resize_way(estimator, rgb, text, k), repeats, warmup=1))
-        size = f"{round(width / k)}x{round(height / k)}"
+        size = f"{round(height / k)}x{round(width / k)}"
         out["factors"][k] = {"resize_ms": resize * 1e3, "resize_over_forward": resize / plain,
                              "resize_over_scale": resize / (plain + multiply)}
         print(f"[focal cost] camera at {k:g} x the training focal length: resize (network at {size}) / scale "
