@@ -30,6 +30,7 @@ from textdepth_ros.data.nyu import read_list
 from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.errors import UserError
 from textdepth_ros.model import build_model
+from textdepth_ros.model.scene_labels import RECORD_KEY, scene_text_record
 from textdepth_ros.model.warm_start import describe_warm_start, warm_start
 from textdepth_ros.paths import config_dir
 from textdepth_ros.training import distributed, state
@@ -167,7 +168,10 @@ def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
     camera, camera_line = list_camera(train_set.root, train_set.samples)
     if ctx.is_main:
         print(camera_line)
-    extra = {"train_config": cfg, "camera": camera}  # the camera: its own checkpoint field (camera_scale.py)
+    # The scene types and template behind the texts: what the node's text_source auto chooses from;
+    # the camera: its own checkpoint field (camera_scale.py).
+    extra = {"train_config": cfg, RECORD_KEY: scene_text_record(cfg["data"]["text_template"], train_set.scene_names()),
+             "camera": camera}
     summary = {"losses": [], "images": 0, "seconds": 0.0, "eval": None}
 
     def evaluate(step):

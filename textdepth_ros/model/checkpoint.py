@@ -15,6 +15,7 @@ from textdepth_ros.atomic_io import atomic_files
 from textdepth_ros.errors import CheckpointError, UserError
 from textdepth_ros.camera_scale import Camera, camera_from_record
 from textdepth_ros.model.config import config_from_checkpoint, variant_name
+from textdepth_ros.model.scene_labels import record_of
 from textdepth_ros.model.weights_io import check_tensors
 
 FORMAT = "textdepth_ros/1"
@@ -90,6 +91,10 @@ def read_checkpoint_config(path):
             extra[CAMERA] = camera_from_record(_parse_json(metadata[CAMERA], where), where)
         except UserError as exc:
             raise CheckpointError(str(exc)) from None
+    try:
+        record_of(extra, f"checkpoint {path}: its scene text record")  # what text_source auto reads
+    except UserError as exc:
+        raise CheckpointError(str(exc)) from None
     return config, extra
 
 
