@@ -63,8 +63,9 @@ class OnnxDepthEstimator(ServingModel):
         meta = read_metadata(self.session)
         self.size = (meta["height"], meta["width"])
         if checkpoint:
-            model, _ = load_checkpoint(checkpoint)
+            model, extra = load_checkpoint(checkpoint)
             self.untrained = False
+            self.training_camera = extra.get("camera")
         else:
             model = build_model(config, pretrained=False)  # the network's weights stay unused here:
             model.load_pretrained(parts=("text_encoder",))  # only CLIP's are needed

@@ -9,7 +9,9 @@ train.amp bf16, augment.cutdepth paper).
   torchrun --nproc_per_node 8 -m textdepth_ros.cli train --config ...   (DDP, NCCL)
 
 Writes OUT/best_<metric>.safetensors (one per eval.best_metrics), OUT/last.safetensors +
-OUT/last_state.pt (resume with --resume), OUT/tb/ (TensorBoard), OUT/texts.txt.
+OUT/last_state.pt (resume with --resume), OUT/tb/ (TensorBoard), OUT/texts.txt. Every
+checkpoint records the training camera: the train list's focal length at its images' size
+(training/camera_record.py), so serving can map another camera onto it.
 train.batch_size is the global batch (split over processes, as PixelFormer does).
 """
 import math
@@ -33,6 +35,7 @@ from textdepth_ros.model.warm_start import describe_warm_start, warm_start
 from textdepth_ros.paths import config_dir
 from textdepth_ros.training import distributed, state
 from textdepth_ros.training.best import update_best
+from textdepth_ros.training.camera_record import list_camera
 from textdepth_ros.training.config import load_train_config
 from textdepth_ros.training.evaluate import evaluate_model, shard
 from textdepth_ros.training.loss import silog_loss
@@ -162,8 +165,13 @@ def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
         print(f"{len(train_set)} train images, {len(texts)} distinct texts (e.g. {next(iter(texts))!r}); "
               f"{ctx.world} process(es) x {per_proc} images, accumulate {t['accumulate']}, "
               f"{steps_per_epoch} steps/epoch, {t['optimizer']}, amp {t['amp']}, device {ctx.device}")
-    # The scene types and template behind the texts: what the node's text_source auto chooses from.
-    extra = {"train_config": cfg, RECORD_KEY: scene_text_record(cfg["data"]["text_template"], train_set.scene_names())}
+    camera, camera_line = list_camera(train_set.root, train_set.samples)
+    if ctx.is_main:
+        print(camera_line)
+    # The scene types and template behind the texts: what the node's text_source auto chooses from;
+    # the camera: its own checkpoint field (camera_scale.py).
+    extra = {"train_config": cfg, RECORD_KEY: scene_text_record(cfg["data"]["text_template"], train_set.scene_names()),
+             "camera": camera}
     summary = {"losses": [], "images": 0, "seconds": 0.0, "eval": None}
 
     def evaluate(step):

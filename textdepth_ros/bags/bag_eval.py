@@ -7,6 +7,8 @@
            end-to-end latency (image published -> depth received) percentiles.
 --offline  the same bag straight through the model, no ROS graph: every frame scored.
            With nothing dropped, live and offline metrics agree frame for frame.
+           Focal scaling as the node does it: the bag's camera_info (roi, binning and
+           size applied) against the checkpoint's training camera (--focal-scaling).
 
 Metrics are the PixelFormer protocol (metrics.py; Eigen crop only for 480x640 frames).
 Ground truth: 16UC1 (units of --gt-scale, millimetres by default) or 32FC1 metres,
@@ -59,6 +61,9 @@ def add_arguments(parser) -> None:
     model.add_argument("--checkpoint", help="trained checkpoint (overrides the params file)")
     model.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides the params file)")
     model.add_argument("--fp16", action="store_true", default=None, help="half-precision autocast (overrides the params file)")
+    model.add_argument("--focal-scaling", choices=["auto", "off"],
+                       help="depth x (the bag camera's focal length / the checkpoint's training one): auto (the params "
+                            "file's default) or off (overrides the params file)")
 
     live = parser.add_argument_group("--live")
     live.add_argument("--rate", type=float, default=1.0, help="replay speed factor (default 1 = the recorded rate)")
@@ -185,7 +190,7 @@ def node_parameters(args) -> dict:
     if params is None:
         raise UserError(f"params file {path} has no entry for {node} (its keys: {', '.join(map(str, doc)) or 'none'}); "
                         "key it '/**/depth_node:' (any namespace) or set --params-namespace")
-    for name in ("model_config", "checkpoint", "device", "fp16"):
+    for name in ("model_config", "checkpoint", "device", "fp16", "focal_scaling"):
         value = getattr(args, name)
         if value is not None:
             params[name] = value
@@ -200,7 +205,9 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
     from tqdm import tqdm
 
     from textdepth_ros.inference import DepthEstimator
+    from textdepth_ros.ros.camera_info import image_camera_info
     from textdepth_ros.ros.compressed import any_to_rgb8
+    from textdepth_ros.ros.focal_scaling import FocalScaling, scale_to_training_camera
     from textdepth_ros.ros.text_input import clean_text
 
     estimator = DepthEstimator(params.get("model_config", "tiny"), params.get("checkpoint") or None,
@@ -210,6 +217,13 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
     # The node's rules: its default text until one arrives, each text cleaned the same way.
     text = clean_text(args.text or params.get("default_text", "an indoor scene"), tokenizer, context)[0]
     scorer = make_scorer(args)
+    scaling = FocalScaling(params.get("focal_scaling", "auto"), estimator.training_camera)
+    cameras = CameraInfos(args.bag, plan.camera_info_topic)
+    said = []  # focal scaling's lines, into the report too
+
+    def say(line):
+        said.append(line)
+        tqdm.write(line)
     topics = [plan.image_topic, plan.depth_topic] + ([plan.text_topic] if plan.text_topic else [])
     reader = bagio.open_reader(args.bag)
     try:
@@ -221,14 +235,53 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
                     add_bag_ground_truth(scorer, raw, args.gt_scale, msgtype=plan.depth_type)
                 else:
                     msg = bagio.decode(raw, plan.image_type)
-                    pred = estimator.predict(any_to_rgb8(msg), text)
+                    rgb = any_to_rgb8(msg)
+                    pred = estimator.predict(rgb, text)
+                    info = _image_info(image_camera_info, cameras.at(bagio.stamp_ns(msg.header)), msg.header,
+                                       rgb.shape[:2])
+                    pred = scale_to_training_camera(scaling, pred, info, say)
                     scorer.add_prediction(bagio.stamp_ns(msg.header), pred.depth, latency_ms=pred.forward_ms)
                     bar.update(1)
     finally:
         reader.close()
     n = len(plan.image_stamps)
     return {"mode": "offline", "model": estimator.describe(), "frames_in": n, "frames_out": n, "frames_dropped": 0,
-            "latency_kind": "model forward time", "scorer": scorer}
+            "latency_kind": "model forward time", "focal_scaling": said, "scorer": scorer}
+
+
+class CameraInfos:
+    """The bag's camera_info messages by header stamp: a frame gets the one with its own
+    stamp, else the newest before it, which is the one the node holds when it publishes
+    that frame (drivers publish each frame's camera_info with it)."""
+
+    def __init__(self, bag, topic):
+        self.stamps, self.messages = [], []
+        if topic is None:
+            return
+        reader = bagio.open_reader(bag)
+        try:
+            pairs = sorted(((bagio.header_stamp_ns(raw), bytes(raw)) for _, _, raw in bagio.iter_raw(reader, [topic])),
+                           key=lambda pair: pair[0])
+        finally:
+            reader.close()
+        self.stamps = [stamp for stamp, _ in pairs]
+        self.messages = [bagio.decode(raw, bagio.CAMERA_INFO_TYPE) for _, raw in pairs]
+
+    def at(self, stamp_ns: int):
+        import bisect
+
+        i = bisect.bisect_right(self.stamps, stamp_ns)
+        return self.messages[i - 1] if i else None
+
+
+def _image_info(image_camera_info, camera, header, size):
+    """The CameraInfo the node would publish with this frame, or None (none yet, or unusable)."""
+    if camera is None:
+        return None
+    try:
+        return image_camera_info(camera, header, *size)
+    except ValueError:
+        return None
 
 
 # ------------------------------------------------------------------------ report
