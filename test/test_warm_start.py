@@ -1,20 +1,18 @@
 """The paper model from PixelFormer's weights: warm_start copies every tensor whose name
 and shape match into the `full` variant and starts TRCA / TBCP so that the model computes
 the checkpoint's depth (model/preserving_init.py) while they still learn; `textdepth train
---init-from` says what was loaded, how the new parts start, and the measured difference."""
+--init-from` says what was loaded, how the new parts start, and the measured difference
+(test_freeze.py runs it, with the visual path frozen as a small budget would have it)."""
 import copy
-import re
 
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from model_helpers import tiny_model
 from pixelformer_reference import build_reference, save_like_pixelformer
 from test_pixelformer_import import PHOTO, read_rgb, reference_depth
 from textdepth_ros.cli import main as textdepth
-from textdepth_ros.data.generate import generate_dataset
 from textdepth_ros.errors import CheckpointError
 from textdepth_ros.model import build_model
 from textdepth_ros.model.checkpoint import read_checkpoint, save_checkpoint
@@ -149,30 +147,3 @@ def test_nothing_in_common_is_an_error(tmp_path):
     with pytest.raises(CheckpointError, match="no weight has the same name and shape"):
         warm_start(model, path)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-
-
-def test_train_init_from_reports_the_measured_start(repo_root, tmp_path, capsys):
-    """`train --init-from` measures the start on the first training image and logs it; with a
-    text tower as wide as the queries (tiny's 64 -> 128) the start is exact to fp32."""
-    baseline = tiny_model("baseline", seed=5)
-    path = save_checkpoint(tmp_path / "baseline.safetensors", baseline)
-    wide = load_model_config("tiny")
-    wide.update(name="tiny_wide_text", text_encoder=dict(wide["text_encoder"], embed_dim=128))
-    (tmp_path / "tiny_wide_text.yaml").write_text(yaml.safe_dump(wide))
-    data = generate_dataset(tmp_path / "syn", n_train=2, n_test=0, height=64, width=96, seed=1)
-    out = tmp_path / "run"
-    code = textdepth(["train", "--config", str(repo_root / "config/train_tiny.yaml"), "--out", str(out),
-                      "--init-from", str(path), "--set", f"data.root={data['root']}",
-                      "--set", f"data.train_list={data['train_list']}", "--set", "data.test_list=null",
-                      "--set", "train.batch_size=2", "--set", "train.max_steps=1", "--set", "train.lr=0",
-                      "--set", "variant=full", "--set", f"model={tmp_path / 'tiny_wide_text.yaml'}"])
-    assert code == 0
-    printed = capsys.readouterr().out
-    assert f"initialised from {path}" in printed and "loaded:" in printed and "TBCP computes BCP's bins" in printed
-    measured = re.search(r"step-0 depth vs the checkpoint's model: max relative difference (\S+) ", printed)
-    assert measured and float(measured.group(1)) <= 1e-5, printed
-    trained, _, _ = read_checkpoint(out / "last.safetensors")
-    source = baseline.state_dict()
-    # lr 0: the one step leaves the weights where --init-from put them (BN statistics move)
-    for key in ("backbone.swin.patch_embed.proj.weight", "sam.stages.0.block.attn.to_q.weight", "head.logits.weight"):
-        assert torch.equal(trained[key], source[key]), key
