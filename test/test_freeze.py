@@ -39,7 +39,10 @@ def warm_frozen_run(repo_root, tmp_path_factory):
     (tmp / "tiny_wide_text.yaml").write_text(yaml.safe_dump(wide))
     data = generate_dataset(tmp / "syn", n_train=2, n_test=0, height=64, width=96, seed=1)
     out = tmp / "run"
-    args = lambda *more: train_args(repo_root, data, out, "variant=full", f"model={tmp / 'tiny_wide_text.yaml'}", *more)  # noqa: E731
+
+    def args(*more):
+        return train_args(repo_root, data, out, "variant=full", f"model={tmp / 'tiny_wide_text.yaml'}", *more)
+
     return source, out, args
 
 
@@ -84,7 +87,8 @@ def test_frozen_modules_stay_in_eval_mode_while_the_rest_trains():
     model = tiny_model("full")
     assert freeze(model, ["decoder", "text_encoder"]) == ["pqi", "sam", "text_encoder"]
     model.train()
-    assert not any(m.training for m in (*model.pqi.modules(), *model.sam.modules(), *model.text_encoder.tower.modules()))
+    frozen = (*model.pqi.modules(), *model.sam.modules(), *model.text_encoder.tower.modules())
+    assert not any(m.training for m in frozen)
     assert all(m.training for m in model.backbone.modules()) and model.trca.training and model.head.training
     model.eval()
     model.train()

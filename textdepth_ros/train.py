@@ -53,7 +53,9 @@ def add_arguments(parser) -> None:
                         help="continue from OUT/last.safetensors + OUT/last_state.pt (refused if they are not one save)")
     parser.add_argument("--init-from", metavar="CHECKPOINT",
                         help="start from this checkpoint's weights wherever name and shape match (e.g. PixelFormer's, "
-                             "imported with import-pixelformer); the rest keep their init; ignored with --resume")
+                             "imported with import-pixelformer); TRCA / TBCP start so that the model keeps its depth "
+                             "(measured on the first training image and printed; docs/warm-start.md); "
+                             "ignored with --resume")
 
 
 def run(args) -> int:

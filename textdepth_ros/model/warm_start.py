@@ -31,9 +31,10 @@ def warm_start(model, path, pretrained: bool = True, probe=None, device=None) ->
     """Copy the matching tensors of checkpoint `path` into `model`, start the text modules
     it lacks where they keep its depth; then, if `pretrained`, load the config's pretrained
     files for the parts the checkpoint did not fill. `probe` = (image [1, 3, H, W] in [0, 1],
-    text): measure the step-0 difference on it, on `device` (the model moves there). Returns what happened per top-level module:
-    loaded, new, unused (in the checkpoint but not in the model), reshaped (same name, other
-    shape), preserved (notes) and step0_difference (None without a probe)."""
+    text): measure the step-0 difference on it, on `device` (the model moves there).
+    Returns what happened per top-level module: loaded, new, unused (in the checkpoint but
+    not in the model), reshaped (same name, other shape), preserved (notes) and
+    step0_difference (None without a probe)."""
     state, config, _ = read_checkpoint(path)
     own = model.state_dict()
     loaded = [k for k in own if k in state and state[k].shape == own[k].shape]
