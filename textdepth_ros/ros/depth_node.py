@@ -9,18 +9,20 @@ while the next frame runs. Frames replaced before the worker got to them are dro
 and counted.
 """
 import sys
+import threading
 import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
 from textdepth_ros.errors import UserError
 from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, check_min_side, check_pixels
 from textdepth_ros.preview import colorize_depth
+from textdepth_ros.ros.auto_text import PARAMETERS as AUTO_TEXT_PARAMETERS
+from textdepth_ros.ros.auto_text import AutoText
 from textdepth_ros.ros.camera_info import image_camera_info
 from textdepth_ros.ros.compressed import any_to_rgb8, compressed_size, is_compressed
 from textdepth_ros.ros.conversions import numpy_to_image
@@ -35,7 +37,7 @@ from textdepth_ros.ros.pointcloud import depth_to_pointcloud2, invalid_to_nan, n
 from textdepth_ros.ros.publish_queue import PublishQueue
 from textdepth_ros.ros.python_logging import forward_package_logging
 from textdepth_ros.ros.spinning import EXECUTORS, run_node
-from textdepth_ros.ros.text_input import CONTEXT_LENGTH, TextChangeLog, clean_text
+from textdepth_ros.ros.text_input import CONTEXT_LENGTH, TextChangeLog, clean_text, text_qos, usable_text  # noqa: F401
 
 NODE_NAME = "depth_node"
 THROTTLE_S = 5.0  # at most one line per kind of bad input every few seconds
@@ -58,10 +60,6 @@ def frame_size_problem(height: int, width: int, params, what: str = "image"):
     return None
 
 
-def _usable_text(value: str):
-    return None if clean_text(value)[0] else "no usable text (empty, whitespace or control characters)"
-
-
 # The README's parameter table documents the same list.
 PARAMETERS = {
     "model_config": Spec("tiny", "model config name (config/model/<name>.yaml) or a YAML path"),
@@ -79,7 +77,7 @@ PARAMETERS = {
     "backend": Spec("torch", "torch, or onnxruntime (runs `onnx_model`; CUDA/TensorRT providers where installed)"),
     "onnx_model": Spec("", "backend onnxruntime: the .onnx file from `textdepth export` (same config/checkpoint)"),
     "default_text": Spec("an indoor scene", "scene description used until one arrives on `text`; setting it at run "
-                         "time makes it the current description", dynamic=True, check=_usable_text),
+                         "time makes it the current description", dynamic=True, check=usable_text),
     "transport": Spec("raw", "raw: sensor_msgs/Image on `image`; compressed: sensor_msgs/CompressedImage (jpeg, "
                       "png) on `image`/compressed, as image_transport names it",
                       check=lambda v: None if v in TRANSPORTS else " or ".join(TRANSPORTS)),
@@ -104,12 +102,8 @@ PARAMETERS = {
     "executor": Spec("auto", "auto (events where this rclpy has it), events (rclpy's EventsExecutor: waiting and "
                      "dispatch in C++, less GIL held per message) or single (SingleThreadedExecutor)",
                      check=lambda v: None if v in EXECUTORS else ", ".join(EXECUTORS)),
+    **AUTO_TEXT_PARAMETERS,  # text_source and its auto_text_* (ros/auto_text.py)
 }
-
-
-def text_qos() -> QoSProfile:
-    """Reliable + transient local: a node started late still gets the last description."""
-    return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class DepthNode(Node):
@@ -125,6 +119,8 @@ class DepthNode(Node):
         self.inputs = []
         self._camera_info = None
         self._text = self.params["default_text"]
+        self._text_lock = threading.Lock()  # the executor and the auto_text thread set it
+        self.auto_text = None  # AutoText with text_source auto / topic_first
         self._text_log = TextChangeLog(THROTTLE_S)
         self._tokenizer = None
         self._context_length = CONTEXT_LENGTH
@@ -161,6 +157,7 @@ class DepthNode(Node):
         if self.estimator.untrained:
             self.get_logger().warning("UNTRAINED weights (no checkpoint): the depth is not meaningful; "
                                       "set the `checkpoint` parameter to a trained model")
+        self.auto_text = AutoText.load(self)  # None with text_source topic
         if p["warmup"]:
             ms = self.estimator.warmup(*warmup_size, self._text)
             self.get_logger().info(f"warm-up forward {warmup_size[0]}x{warmup_size[1]}: {ms:.0f} ms")
@@ -169,6 +166,8 @@ class DepthNode(Node):
         """Subscribe (QoS following the publishers), time the diagnostics, start the worker
         and publisher threads (the managed node's `activate`)."""
         sys.setswitchinterval(self.params["gil_switch_interval_ms"] / 1000.0)
+        if self.auto_text is not None:
+            self.auto_text.start()  # before the worker: it sets its torch threads up first
         self.slot.reopen()
         self.worker = InferenceWorker(self.process, self._frame_failed, slot=self.slot)
         self.publisher = PublishQueue(self.publish_frame, self._frame_failed)
@@ -197,6 +196,8 @@ class DepthNode(Node):
     def stop(self, hurry=None) -> bool:
         """Take no more frames; let the frame in progress finish (up to STOP_GRACE_S, or
         until `hurry` is set), else drop it. False: a thread is still inside the model."""
+        if self.auto_text is not None:  # a recognition in progress publishes nothing after this
+            self.auto_text.stop(0.0 if hurry is not None and hurry.is_set() else STOP_GRACE_S)
         if self.worker is None:
             return True
         if self.worker.busy:
@@ -247,18 +248,22 @@ class DepthNode(Node):
     def _offer_text(self, raw) -> None:
         """`raw` becomes the current description if it is usable and new."""
         text = self._clean(raw)
-        if text is not None and text != self._text:
-            self._set_text(text)
+        if text is not None and self.auto_text is not None:
+            self.auto_text.human(text)  # in use at once (topic_first) or ignored (auto)
+        elif text is not None and text != self._text:
+            self.set_text(text)
 
-    def _set_text(self, text: str) -> None:
-        self._text = text
-        self.stats.count("text_updates")
-        line = self._text_log.changed(text, time.monotonic())
+    def set_text(self, text: str) -> None:
+        with self._text_lock:
+            self._text = text
+            self.stats.count("text_updates")
+            line = self._text_log.changed(text, time.monotonic())
         if line:
             self.get_logger().info(line)
 
     def _log_pending_text(self) -> None:
-        line = self._text_log.due(time.monotonic())
+        with self._text_lock:
+            line = self._text_log.due(time.monotonic())
         if line:
             self.get_logger().info(line)
 
@@ -304,6 +309,8 @@ class DepthNode(Node):
             self.stats.bad_frames += 1
             self._warn_limited("unreadable", f"image skipped: {exc}")
             return
+        if self.auto_text is not None:
+            self.auto_text.offer_frame(rgb)  # recognised in its own thread
         text, params = self._text, self.params.values  # one consistent set for this frame
         pred = self.estimator.predict(rgb, text)
         self.publisher.put((msg, received, rgb, text, params, pred))
