@@ -38,6 +38,7 @@ from textdepth_ros.training.best import update_best
 from textdepth_ros.training.camera_record import list_camera
 from textdepth_ros.training.config import load_train_config
 from textdepth_ros.training.evaluate import evaluate_model, shard
+from textdepth_ros.training.freeze import describe_trainable, freeze
 from textdepth_ros.training.loss import silog_loss
 from textdepth_ros.training.optim import build_optimizer, build_scheduler
 from textdepth_ros.training.tblog import log_panel
@@ -56,7 +57,9 @@ def add_arguments(parser) -> None:
                         help="continue from OUT/last.safetensors + OUT/last_state.pt (refused if they are not one save)")
     parser.add_argument("--init-from", metavar="CHECKPOINT",
                         help="start from this checkpoint's weights wherever name and shape match (e.g. PixelFormer's, "
-                             "imported with import-pixelformer); the rest keep their init; ignored with --resume")
+                             "imported with import-pixelformer); TRCA / TBCP start so that the model keeps its depth "
+                             "(measured on the first training image and printed; docs/warm-start.md); "
+                             "ignored with --resume")
 
 
 def run(args) -> int:
@@ -135,10 +138,16 @@ def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
     warm = init_from and not resume
     model = build_model(cfg["model"], variant=cfg["variant"], pretrained=t["pretrained"] and not warm)
     if warm:
-        report = warm_start(model, init_from, pretrained=t["pretrained"])
+        # rank 0 measures the start on the first training image, as it is on disk
+        probe = ListDataset(train_set.root, train_set.samples[:1], train_set.scene_text)[0] if ctx.is_main else None
+        report = warm_start(model, init_from, pretrained=t["pretrained"], device=ctx.device,
+                            probe=(probe["image"][None], probe["text"]) if probe else None)
         if ctx.is_main:
             print(describe_warm_start(report))
+    freeze(model, t["freeze"])
     model = model.to(ctx.device)
+    if ctx.is_main:
+        print(describe_trainable(model))
     sampler, loader, test_loader = _loaders(cfg, ctx, train_set, test_set, per_proc)
     steps_per_epoch = sampler.total // images_per_step
     batches_per_epoch = steps_per_epoch * t["accumulate"]

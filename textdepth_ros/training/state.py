@@ -135,7 +135,13 @@ def load_last(out_dir, model, optimizer, scheduler, scaler, device, checked: dic
     process's check_pair(out_dir) already returned (else it is checked here)."""
     state = checked if checked is not None else check_pair(out_dir)
     load_checkpoint(Path(out_dir) / WEIGHTS, model=model, device=device)
-    optimizer.load_state_dict(state["optimizer"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except ValueError:  # another set of trainable parameters
+        saved = sum(len(g["params"]) for g in state["optimizer"]["param_groups"])
+        now = sum(len(g["params"]) for g in optimizer.param_groups)
+        raise UserError(f"cannot resume: the saved optimizer trains {saved} parameter tensors, this run {now} "
+                        "(was train.freeze changed? resume with the run's own setting)") from None
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
     set_rng_states(state["rng"])
