@@ -22,6 +22,7 @@ from textdepth_ros.errors import UserError
 from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, check_min_side, check_pixels
 from textdepth_ros.preview import colorize_depth
 from textdepth_ros.ros.camera_info import image_camera_info
+from textdepth_ros.ros.change_log import ChangeLog, merge_parameters, parameters_line
 from textdepth_ros.ros.compressed import any_to_rgb8, compressed_size, is_compressed
 from textdepth_ros.ros.conversions import numpy_to_image
 from textdepth_ros.ros.diagnostics import NodeStats, diagnostic_array
@@ -126,10 +127,12 @@ class DepthNode(Node):
         self._camera_info = None
         self._text = self.params["default_text"]
         self._text_log = TextChangeLog(THROTTLE_S)
+        self._param_log = ChangeLog(THROTTLE_S, parameters_line, merge_parameters)
         self._tokenizer = None
         self._context_length = CONTEXT_LENGTH
         self._last_warned = {}
-        self._diagnostics_timer = self._text_log_timer = None
+        self._diagnostics_timer = None
+        self._change_log_timer = self.create_timer(1.0, self._log_pending_changes)  # for the node's life
 
         self.pub_depth = self.create_publisher(Image, "depth", 10)
         self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", 10)
@@ -174,7 +177,6 @@ class DepthNode(Node):
         self.publisher = PublishQueue(self.publish_frame, self._frame_failed)
         self.inputs = subscribe_inputs(self)
         self._diagnostics_timer = self.create_timer(float(self.params["diagnostics_period"]), self.publish_diagnostics)
-        self._text_log_timer = self.create_timer(1.0, self._log_pending_text)
         self.worker.start()
         self.get_logger().info("ready: waiting for images on " + self.inputs[0].topic)
 
@@ -257,10 +259,11 @@ class DepthNode(Node):
         if line:
             self.get_logger().info(line)
 
-    def _log_pending_text(self) -> None:
-        line = self._text_log.due(time.monotonic())
-        if line:
-            self.get_logger().info(line)
+    def _log_pending_changes(self) -> None:
+        now = time.monotonic()
+        for line in (self._text_log.due(now), self._param_log.due(now)):
+            if line:
+                self.get_logger().info(line)
 
     def _on_parameters(self, changed: dict) -> None:
         """Run-time changes; the worker reads the other values per frame from self.params."""
@@ -270,7 +273,9 @@ class DepthNode(Node):
             set_timer_period(self._diagnostics_timer, changed["diagnostics_period"])
         if "default_text" in changed:
             self._offer_text(changed["default_text"])
-        self.get_logger().info("parameters set: " + ", ".join(f"{k}={v!r}" for k, v in changed.items()))
+        line = self._param_log.changed(changed, time.monotonic())  # throttled like the text
+        if line:
+            self.get_logger().info(line)
 
     def _clean(self, raw):
         text, notes = clean_text(raw, self._tokenizer, self._context_length)

@@ -50,17 +50,27 @@ def make_executor(context, kind: str = "auto"):
     later, Jazzy from rclpy 7.1.4; without it `events` falls back with a warning)."""
     if kind not in EXECUTORS:
         raise UserError(f"unknown executor '{kind}' ({', '.join(EXECUTORS)})")
+    events_executor = _events_executor_class()
+    if kind != "single" and events_executor is not None:
+        return events_executor(context=context), None
     warning = None
-    if kind != "single":
-        try:
-            from rclpy.experimental import EventsExecutor
-        except ImportError:
-            if kind == "events":
-                warning = ("executor 'events' asked for but this rclpy has no rclpy.experimental.EventsExecutor: "
-                           "using SingleThreadedExecutor")
-        else:
-            return EventsExecutor(context=context), None
+    if kind == "events":
+        warning = ("executor 'events' asked for but this rclpy has no rclpy.experimental.EventsExecutor: "
+                   "using SingleThreadedExecutor")
     return SingleThreadedExecutor(context=context), warning
+
+
+def spins_on_events_executor(kind: str) -> bool:
+    """Whether make_executor(kind) gives rclpy's EventsExecutor."""
+    return kind != "single" and _events_executor_class() is not None
+
+
+def _events_executor_class():
+    try:
+        from rclpy.experimental import EventsExecutor
+    except ImportError:
+        return None
+    return EventsExecutor
 
 
 class StopRequests:
