@@ -40,7 +40,6 @@ from textdepth_ros.ros.parameters import TYPE_WORDS
 from textdepth_ros.ros.spinning import spins_on_events_executor
 
 CHECK_PERIOD_S = 1.0
-FOLLOW_UP_S = 0.2  # after a matched / incompatible-QoS event, look once more (the graph may lag the event)
 SWITCH_LOG_S = 5.0  # at most one "subscribing ..." line per topic in this time (a camera re-created 2x/s)
 STALL_S = 5.0
 RETIRE_S = 5.0  # an old subscription delivers at most this long after a switch
@@ -135,9 +134,8 @@ class AdaptiveInput:
         # check; incompatible ones still at once (that event is safe: used since the first release).
         self._follow_matches = not spins_on_events_executor(getattr(node, "executor_kind", "auto"))
         self._subscribe(self._wanted_qos())
+        # One timer per input: rclpy's EventsExecutor prints a warning from 8 timers on a clock.
         self._timer = node.create_timer(CHECK_PERIOD_S, self._periodic_check)
-        self._follow_up = node.create_timer(FOLLOW_UP_S, self._check_once_more)
-        self._follow_up.cancel()  # armed by an event
 
     # -- QoS ---------------------------------------------------------------------------
     def _declare_overrides(self) -> dict:
@@ -216,19 +214,14 @@ class AdaptiveInput:
         self.callback(msg)
 
     def _on_matched(self, _info) -> None:
-        """A publisher came or went: follow it now, not at the next periodic check."""
-        self.check()
-        self._follow_up.reset()
-
-    def _check_once_more(self, _timer_info=None) -> None:
-        self._follow_up.cancel()
+        """A publisher came or went: follow it now (should the graph not list it yet, the
+        periodic check will)."""
         self.check()
 
     def _on_incompatible(self, info) -> None:
         policy = info.last_policy_kind.name.lower().removeprefix("rmw_qos_policy_")  # rclpy 9: RMW_QOS_POLICY_...
         if policy not in self.overrides:  # adapting: re-subscribe to fit, now
             self.check(incompatible=policy)
-            self._follow_up.reset()
             return
         self._warn("incompatible", (
             f"{self.topic}: a publisher offers QoS incompatible with this subscription ({policy}: "
@@ -306,7 +299,7 @@ class AdaptiveInput:
                 f"(publishers: {self._names(publishers)}; subscription: {describe(self.qos)}). Fix: {self._fix(publishers)}")
 
     def _stall_message(self, publishers, matched: int, now: float) -> str:
-        if self._last_arrival is None or self._last_arrival < self._matched_since:
+        if self._last_arrival is None:
             quiet = f"no message arrived in {now - self._matched_since:.0f} s"
         else:
             quiet = f"no message in the last {now - self._last_arrival:.0f} s ({self.arrivals} before)"
@@ -328,7 +321,6 @@ class AdaptiveInput:
     def destroy(self) -> None:
         """Unsubscribe (the override parameters stay declared)."""
         self.node.destroy_timer(self._timer)
-        self.node.destroy_timer(self._follow_up)
         self._retire()
         if self.subscription is not None:
             self.node.destroy_subscription(self.subscription)
