@@ -28,6 +28,7 @@ from textdepth_ros.data.nyu import read_list
 from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.errors import UserError
 from textdepth_ros.model import build_model
+from textdepth_ros.model.scene_labels import RECORD_KEY, scene_text_record
 from textdepth_ros.model.warm_start import describe_warm_start, warm_start
 from textdepth_ros.paths import config_dir
 from textdepth_ros.training import distributed, state
@@ -161,7 +162,8 @@ def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
         print(f"{len(train_set)} train images, {len(texts)} distinct texts (e.g. {next(iter(texts))!r}); "
               f"{ctx.world} process(es) x {per_proc} images, accumulate {t['accumulate']}, "
               f"{steps_per_epoch} steps/epoch, {t['optimizer']}, amp {t['amp']}, device {ctx.device}")
-    extra = {"train_config": cfg}
+    # The scene types and template behind the texts: what the node's text_source auto chooses from.
+    extra = {"train_config": cfg, RECORD_KEY: scene_text_record(cfg["data"]["text_template"], train_set.scene_names())}
     summary = {"losses": [], "images": 0, "seconds": 0.0, "eval": None}
 
     def evaluate(step):

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from textdepth_ros.data.augment import AugmentConfig, augment
 from textdepth_ros.data.nyu import Sample, load_depth, load_rgb
-from textdepth_ros.data.scene_text import SceneText
+from textdepth_ros.data.scene_text import SceneText, scene_name
 from textdepth_ros.errors import UserError
 
 
@@ -48,6 +48,10 @@ class ListDataset(Dataset):
 
     def text(self, index: int) -> str:
         return self.scene_text.text_for(self.samples[index])
+
+    def scene_names(self) -> list:
+        """The distinct scene types of the samples ("living room"), sorted."""
+        return sorted({scene_name(s.scene) for s in self.samples})
 
     def __getitem__(self, index: int) -> dict:
         sample: Sample = self.samples[index]

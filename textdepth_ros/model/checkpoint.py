@@ -9,6 +9,7 @@ import torch
 from textdepth_ros.atomic_io import atomic_files
 from textdepth_ros.errors import CheckpointError, UserError
 from textdepth_ros.model.config import config_from_checkpoint, variant_name
+from textdepth_ros.model.scene_labels import record_of
 from textdepth_ros.model.weights_io import check_tensors
 
 FORMAT = "textdepth_ros/1"
@@ -50,6 +51,10 @@ def read_checkpoint_config(path):
     except UserError as exc:
         raise CheckpointError(str(exc)) from None
     extra = _parse_json(metadata.get("extra", "{}"), f"checkpoint {path}: its 'extra' metadata")
+    try:
+        record_of(extra, f"checkpoint {path}: its scene text record")  # what text_source auto reads
+    except UserError as exc:
+        raise CheckpointError(str(exc)) from None
     return config, extra
 
 

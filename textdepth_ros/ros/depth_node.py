@@ -9,20 +9,21 @@ while the next frame runs. Frames replaced before the worker got to them are dro
 and counted.
 """
 import sys
+import threading
 import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
 from textdepth_ros.errors import UserError
 from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, check_min_side, check_pixels
 from textdepth_ros.preview import colorize_depth
+from textdepth_ros.ros.auto_text import PARAMETERS as AUTO_TEXT_PARAMETERS
+from textdepth_ros.ros.auto_text import AutoText
 from textdepth_ros.ros.camera_info import image_camera_info
-from textdepth_ros.ros.change_log import ChangeLog, merge_parameters, parameters_line
 from textdepth_ros.ros.compressed import any_to_rgb8, compressed_size, is_compressed
 from textdepth_ros.ros.conversions import numpy_to_image
 from textdepth_ros.ros.diagnostics import NodeStats, diagnostic_array
@@ -36,7 +37,7 @@ from textdepth_ros.ros.pointcloud import depth_to_pointcloud2, invalid_to_nan, n
 from textdepth_ros.ros.publish_queue import PublishQueue
 from textdepth_ros.ros.python_logging import forward_package_logging
 from textdepth_ros.ros.spinning import EXECUTORS, run_node
-from textdepth_ros.ros.text_input import CONTEXT_LENGTH, TextChangeLog, clean_text
+from textdepth_ros.ros.text_input import CONTEXT_LENGTH, TextChangeLog, clean_text, text_qos, usable_text  # noqa: F401
 
 NODE_NAME = "depth_node"
 THROTTLE_S = 5.0  # at most one line per kind of bad input every few seconds
@@ -59,10 +60,6 @@ def frame_size_problem(height: int, width: int, params, what: str = "image"):
     return None
 
 
-def _usable_text(value: str):
-    return None if clean_text(value)[0] else "no usable text (empty, whitespace or control characters)"
-
-
 # The README's parameter table documents the same list.
 PARAMETERS = {
     "model_config": Spec("tiny", "model config name (config/model/<name>.yaml) or a YAML path"),
@@ -80,7 +77,7 @@ PARAMETERS = {
     "backend": Spec("torch", "torch, or onnxruntime (runs `onnx_model`; CUDA/TensorRT providers where installed)"),
     "onnx_model": Spec("", "backend onnxruntime: the .onnx file from `textdepth export` (same config/checkpoint)"),
     "default_text": Spec("an indoor scene", "scene description used until one arrives on `text`; setting it at run "
-                         "time makes it the current description", dynamic=True, check=_usable_text),
+                         "time makes it the current description", dynamic=True, check=usable_text),
     "transport": Spec("raw", "raw: sensor_msgs/Image on `image`; compressed: sensor_msgs/CompressedImage (jpeg, "
                       "png) on `image`/compressed, as image_transport names it",
                       check=lambda v: None if v in TRANSPORTS else " or ".join(TRANSPORTS)),
@@ -105,19 +102,15 @@ PARAMETERS = {
     "executor": Spec("auto", "auto (events where this rclpy has it), events (rclpy's EventsExecutor: waiting and "
                      "dispatch in C++, less GIL held per message) or single (SingleThreadedExecutor)",
                      check=lambda v: None if v in EXECUTORS else ", ".join(EXECUTORS)),
+    **AUTO_TEXT_PARAMETERS,  # text_source and its auto_text_* (ros/auto_text.py)
 }
-
-
-def text_qos() -> QoSProfile:
-    """Reliable + transient local: a node started late still gets the last description."""
-    return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class DepthNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)
         forward_package_logging(self.get_logger())
-        self.params = LiveParameters(self, PARAMETERS, on_change=self._on_parameters)
+        self.params = LiveParameters(self, PARAMETERS, on_change=self._on_parameters, log_period=THROTTLE_S)
         self.estimator = None
         self.stats = NodeStats()
         self.slot = LatestSlot()  # one for the node's life: its counters feed the diagnostics
@@ -126,8 +119,9 @@ class DepthNode(Node):
         self.inputs = []
         self._camera_info = None
         self._text = self.params["default_text"]
+        self._text_lock = threading.Lock()  # the executor and the auto_text thread set it
+        self.auto_text = None  # AutoText with text_source auto / topic_first
         self._text_log = TextChangeLog(THROTTLE_S)
-        self._param_log = ChangeLog(THROTTLE_S, parameters_line, merge_parameters)
         self._tokenizer = None
         self._context_length = CONTEXT_LENGTH
         self._last_warned = {}
@@ -164,6 +158,7 @@ class DepthNode(Node):
         if self.estimator.untrained:
             self.get_logger().warning("UNTRAINED weights (no checkpoint): the depth is not meaningful; "
                                       "set the `checkpoint` parameter to a trained model")
+        self.auto_text = AutoText.load(self)  # None with text_source topic
         if p["warmup"]:
             ms = self.estimator.warmup(*warmup_size, self._text)
             self.get_logger().info(f"warm-up forward {warmup_size[0]}x{warmup_size[1]}: {ms:.0f} ms")
@@ -172,6 +167,8 @@ class DepthNode(Node):
         """Subscribe (QoS following the publishers), time the diagnostics, start the worker
         and publisher threads (the managed node's `activate`)."""
         sys.setswitchinterval(self.params["gil_switch_interval_ms"] / 1000.0)
+        if self.auto_text is not None:
+            self.auto_text.start()  # before the worker: it sets its torch threads up first
         self.slot.reopen()
         self.worker = InferenceWorker(self.process, self._frame_failed, slot=self.slot)
         self.publisher = PublishQueue(self.publish_frame, self._frame_failed)
@@ -199,6 +196,8 @@ class DepthNode(Node):
     def stop(self, hurry=None) -> bool:
         """Take no more frames; let the frame in progress finish (up to STOP_GRACE_S, or
         until `hurry` is set), else drop it. False: a thread is still inside the model."""
+        if self.auto_text is not None:  # a recognition in progress publishes nothing after this
+            self.auto_text.stop(0.0 if hurry is not None and hurry.is_set() else STOP_GRACE_S)
         if self.worker is None:
             return True
         if self.worker.busy:
@@ -249,19 +248,23 @@ class DepthNode(Node):
     def _offer_text(self, raw) -> None:
         """`raw` becomes the current description if it is usable and new."""
         text = self._clean(raw)
-        if text is not None and text != self._text:
-            self._set_text(text)
+        if text is not None and self.auto_text is not None:
+            self.auto_text.human(text)  # in use at once (topic_first) or ignored (auto)
+        elif text is not None and text != self._text:
+            self.set_text(text)
 
-    def _set_text(self, text: str) -> None:
-        self._text = text
-        self.stats.count("text_updates")
-        line = self._text_log.changed(text, time.monotonic())
+    def set_text(self, text: str) -> None:
+        with self._text_lock:
+            self._text = text
+            self.stats.count("text_updates")
+            line = self._text_log.changed(text, time.monotonic())
         if line:
             self.get_logger().info(line)
 
     def _log_pending_changes(self) -> None:
-        now = time.monotonic()
-        for line in (self._text_log.due(now), self._param_log.due(now)):
+        with self._text_lock:
+            text_line = self._text_log.due(time.monotonic())
+        for line in (text_line, self.params.pending_log_line()):
             if line:
                 self.get_logger().info(line)
 
@@ -273,9 +276,6 @@ class DepthNode(Node):
             set_timer_period(self._diagnostics_timer, changed["diagnostics_period"])
         if "default_text" in changed:
             self._offer_text(changed["default_text"])
-        line = self._param_log.changed(changed, time.monotonic())  # throttled like the text
-        if line:
-            self.get_logger().info(line)
 
     def _clean(self, raw):
         text, notes = clean_text(raw, self._tokenizer, self._context_length)
@@ -309,6 +309,8 @@ class DepthNode(Node):
             self.stats.bad_frames += 1
             self._warn_limited("unreadable", f"image skipped: {exc}")
             return
+        if self.auto_text is not None:
+            self.auto_text.offer_frame(rgb)  # recognised in its own thread
         text, params = self._text, self.params.values  # one consistent set for this frame
         pred = self.estimator.predict(rgb, text)
         self.publisher.put((msg, received, rgb, text, params, pred))

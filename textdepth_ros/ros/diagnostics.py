@@ -88,7 +88,11 @@ def diagnostic_array(node, stamp) -> DiagnosticArray:
         "untrained": str(untrained).lower(),
         "text": node.current_text,
         "text_updates": stats.counts["text_updates"],
+        "text_source": node.params["text_source"],
     }
+    auto = getattr(node, "auto_text", None)
+    if auto is not None:  # the recognised scene, its score, the decisions (ros/auto_text.py)
+        values.update(auto.diagnostic_values())
     status = DiagnosticStatus()
     status.name = status_name(node.get_fully_qualified_name())
     status.hardware_id = values["device"]
@@ -96,6 +100,8 @@ def diagnostic_array(node, stamp) -> DiagnosticArray:
         status.level, status.message = DiagnosticStatus.WARN, "running UNTRAINED weights"
     elif stats.failed:
         status.level, status.message = DiagnosticStatus.WARN, f"{stats.failed} frames failed"
+    elif auto is not None and auto.report["untrained"]:
+        status.level, status.message = DiagnosticStatus.WARN, "scene recognition with an UNTRAINED CLIP image tower"
     else:
         status.level, status.message = DiagnosticStatus.OK, "ok"
     status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]

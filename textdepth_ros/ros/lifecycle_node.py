@@ -83,6 +83,9 @@ class ManagedDepthNode(DepthNode, LifecycleNode):
         if self.estimator is None:
             return
         device = str(self.estimator.device)
+        if self.auto_text is not None:  # the CLIP image tower and its publishers
+            self.auto_text.release()
+            self.auto_text = None
         self.estimator = None
         self._tokenizer = None
         gc.collect()

@@ -6,10 +6,23 @@ None meaning "keep the previous text", plus a note to log.
 """
 import unicodedata
 
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
 from textdepth_ros.ros.change_log import ChangeLog, since_last_line
 
 CONTEXT_LENGTH = 77  # CLIP's context, start and end tokens included
 MAX_CHARS = 2048  # 77 tokens never need more; cut first so tokenizing a huge string is cheap
+
+
+def text_qos() -> QoSProfile:
+    """Reliable + transient local: a node started late still gets the last description
+    (the `text` input, and the auto text the node publishes)."""
+    return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def usable_text(value: str):
+    """None if `value` holds a usable description, else why not (a parameter check)."""
+    return None if clean_text(value)[0] else "no usable text (empty, whitespace or control characters)"
 
 
 def decode(raw) -> tuple:
