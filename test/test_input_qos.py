@@ -227,7 +227,7 @@ def check_tick(log: str) -> float:
 
 def test_a_camera_recreated_best_effort_between_checks_is_followed_at_once(default_node, diagnostics):
     """The camera is reliable whenever the node's once-a-second check looks, and best
-    effort for 0.6 s between two checks, twice: the checks alone never saw the best-effort
+    effort for 0.7 s between two checks, twice: the checks alone never saw the best-effort
     publisher and lost all of its frames, silently (a camera alternating every 0.5 s lost
     420 of 420 so). The incompatible-QoS event rclpy reports makes the node follow at once."""
     camera = RecreatedCamera(diagnostics)
@@ -243,7 +243,7 @@ def test_a_camera_recreated_best_effort_between_checks_is_followed_at_once(defau
         for burst in (first, first + 2 * CHECK_PERIOD_S):
             camera.send_until(burst + 0.15, rate=5)  # just after a check: reliable
             camera.recreate("best_effort")
-            camera.send_until(burst + 0.75, rate=30)
+            camera.send_until(burst + 0.85, rate=30)
             camera.recreate("reliable")  # back before the next check
         time.sleep(0.5)  # the last frames' diagnostics tick
         best_effort_received = diagnostics.received() - before - camera.sent["reliable"]
@@ -251,4 +251,6 @@ def test_a_camera_recreated_best_effort_between_checks_is_followed_at_once(defau
         camera.close()
     print(f"recreated camera: {camera.sent}, best-effort frames received: {best_effort_received}")
     print("\n".join(line for line in default_node.log().splitlines() if TOPIC in line))
-    assert best_effort_received >= camera.sent["best_effort"] / 2, default_node.log_tail(20)
+    # Following takes a switch (seen: 0.05-0.25 s of the 0.7 s, loaded VM); before: 0, or the
+    # few a late-running check caught (5 and 7 of 36 seen).
+    assert best_effort_received >= camera.sent["best_effort"] / 3, default_node.log_tail(20)
