@@ -128,9 +128,9 @@ class AdaptiveInput:
         self._last_warned = {}
         self.arrivals, self._last_arrival = 0, None  # over every subscription of this input
         self._switch_log = ChangeLog(SWITCH_LOG_S, lambda line, n: line + since_last_line(n, "switches"))
-        # rclpy's EventsExecutor crashed here (SIGSEGV: a Python tuple built without the GIL; rclpy
-        # issue #1644) when subscriptions with a `matched` callback were destroyed while publishers
-        # came and went, as every switch does. There new publishers are followed by the periodic
+        # rclpy's EventsExecutor crashed here (SIGSEGV in rclpy's PyTuple_New with no thread state;
+        # rclpy issue #1644 is the same family) when subscriptions with a `matched` callback were
+        # destroyed while publishers came and went, as every switch does. There new publishers are followed by the periodic
         # check; incompatible ones still at once (that event is safe: used since the first release).
         self._follow_matches = not spins_on_events_executor(getattr(node, "executor_kind", "auto"))
         self._subscribe(self._wanted_qos())
