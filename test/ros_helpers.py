@@ -223,8 +223,8 @@ class Client:
         service = self.node.create_client(ChangeState, f"{node}/change_state")
         try:
             self.spin_until(service.service_is_ready, timeout, f"{node}/change_state")
-            request = ChangeState.Request(transition=Transition(id=getattr(Transition, f"TRANSITION_{transition.upper()}")))
-            future = service.call_async(request)
+            transition_id = getattr(Transition, f"TRANSITION_{transition.upper()}")
+            future = service.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
             self.spin_until(future.done, timeout, f"the {transition} transition")
             assert future.result().success, f"{transition} failed"
         finally:

@@ -195,7 +195,8 @@ class RecreatedCamera:
         if self.pub is not None:
             self.node.destroy_publisher(self.pub)
         self.kind = kind
-        self.pub = self.node.create_publisher(Image, TOPIC, QoSProfile(depth=10, reliability=ReliabilityPolicy[kind.upper()]))
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy[kind.upper()])
+        self.pub = self.node.create_publisher(Image, TOPIC, qos)
 
     def followed(self) -> bool:
         """The node's subscription is reliable, matched and has had a frame (a check then

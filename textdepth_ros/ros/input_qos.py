@@ -130,8 +130,9 @@ class AdaptiveInput:
         self._switch_log = ChangeLog(SWITCH_LOG_S, lambda line, n: line + since_last_line(n, "switches"))
         # rclpy's EventsExecutor crashed here (SIGSEGV in rclpy's PyTuple_New with no thread state;
         # rclpy issue #1644 is the same family) when subscriptions with a `matched` callback were
-        # destroyed while publishers came and went, as every switch does. There new publishers are followed by the periodic
-        # check; incompatible ones still at once (that event is safe: used since the first release).
+        # destroyed while publishers came and went, as every switch does. There, new publishers
+        # are followed by the periodic check; incompatible ones still at once (that event is safe:
+        # used since the first release).
         self._follow_matches = not spins_on_events_executor(getattr(node, "executor_kind", "auto"))
         self._subscribe(self._wanted_qos())
         # One timer per input: rclpy's EventsExecutor prints a warning from 8 timers on a clock.
