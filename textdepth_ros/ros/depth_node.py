@@ -121,7 +121,7 @@ class DepthNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)
         forward_package_logging(self.get_logger())
-        self.params = LiveParameters(self, PARAMETERS, on_change=self._on_parameters)
+        self.params = LiveParameters(self, PARAMETERS, on_change=self._on_parameters, log_period=THROTTLE_S)
         self.estimator = None
         self.stats = NodeStats()
         self.slot = LatestSlot()  # one for the node's life: its counters feed the diagnostics
@@ -137,7 +137,8 @@ class DepthNode(Node):
         self._tokenizer = None
         self._context_length = CONTEXT_LENGTH
         self._last_warned = {}
-        self._diagnostics_timer = self._text_log_timer = None
+        self._diagnostics_timer = None
+        self._change_log_timer = self.create_timer(1.0, self._log_pending_changes)  # for the node's life
 
         self.pub_depth = self.create_publisher(Image, "depth", 10)
         self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", 10)
@@ -186,7 +187,6 @@ class DepthNode(Node):
         self.publisher = PublishQueue(self.publish_frame, self._frame_failed)
         self.inputs = subscribe_inputs(self)
         self._diagnostics_timer = self.create_timer(float(self.params["diagnostics_period"]), self.publish_diagnostics)
-        self._text_log_timer = self.create_timer(1.0, self._log_pending_text)
         self.worker.start()
         self.get_logger().info("ready: waiting for images on " + self.inputs[0].topic)
 
@@ -274,11 +274,12 @@ class DepthNode(Node):
         if line:
             self.get_logger().info(line)
 
-    def _log_pending_text(self) -> None:
+    def _log_pending_changes(self) -> None:
         with self._text_lock:
-            line = self._text_log.due(time.monotonic())
-        if line:
-            self.get_logger().info(line)
+            text_line = self._text_log.due(time.monotonic())
+        for line in (text_line, self.params.pending_log_line()):
+            if line:
+                self.get_logger().info(line)
 
     def _on_parameters(self, changed: dict) -> None:
         """Run-time changes; the worker reads the other values per frame from self.params."""
@@ -288,7 +289,6 @@ class DepthNode(Node):
             set_timer_period(self._diagnostics_timer, changed["diagnostics_period"])
         if "default_text" in changed:
             self._offer_text(changed["default_text"])
-        self.get_logger().info("parameters set: " + ", ".join(f"{k}={v!r}" for k, v in changed.items()))
 
     def _clean(self, raw):
         text, notes = clean_text(raw, self._tokenizer, self._context_length)
