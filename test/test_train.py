@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from textdepth_ros.camera_scale import Camera
 from textdepth_ros.data.generate import generate_dataset
 from textdepth_ros.data.dataset import ListDataset, collate
 from textdepth_ros.data.nyu import read_list
@@ -141,6 +142,9 @@ def test_short_training_lowers_loss_and_abs_rel(repo_root, tmp_path):
     print(f"loss {sum(losses[:3]) / 3:.3f} -> {sum(losses[-3:]) / 3:.3f}; abs_rel {before['abs_rel']:.3f} -> "
           f"{after['abs_rel']:.3f}; {summary['images_per_s']:.2f} images/s")
     assert (tmp_path / "run/best_abs_rel.safetensors").is_file() and (tmp_path / "run/last_state.pt").is_file()
+    # the training camera: the list's focal column (NYU's scaled to 128 px wide) at the images' size
+    camera = read_checkpoint(tmp_path / "run/best_abs_rel.safetensors")[2]["camera"]
+    assert camera == Camera(103.7716, 103.7716, 128, 96)
     assert list((tmp_path / "run/tb").iterdir()) and "kitchen" in (tmp_path / "run/texts.txt").read_text()
     # The checkpoint records the scene types and template its texts came from (the node's text_source auto).
     trained_scenes = sorted({scene_name(s.scene) for s in read_list(data["train_list"])})

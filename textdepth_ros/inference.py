@@ -118,11 +118,14 @@ class Prediction:
     # CUDA only: the same span on the GPU's clock (events around upload..copy back). Beside
     # forward_ms it tells a slow GPU from a thread that waited for the GIL or the host.
     device_ms: Optional[float] = None
+    scale: float = 1.0  # the focal-scaling factor depth, uncertainty and range were multiplied by (camera_scale.py)
 
 
 class ServingModel:
     """What every estimator (torch, onnxruntime) shares: a `model` with the text tower
     and config, the depth limits, text-encoder counters, a warm-up."""
+
+    training_camera = None  # camera_scale.py Camera the checkpoint records, or None
 
     def _adopt_config(self, config: dict) -> None:
         self.config = config
@@ -167,6 +170,7 @@ class DepthEstimator(ServingModel):
         elif checkpoint:
             self.model, self.checkpoint_info = load_checkpoint(checkpoint)
             self.untrained = False
+            self.training_camera = self.checkpoint_info.get("camera")
         else:
             self.model = build_untrained(config, seed, variant=variant, pretrained=True)
             self.checkpoint_info = {}

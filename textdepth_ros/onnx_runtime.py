@@ -89,8 +89,9 @@ class OnnxDepthEstimator(ServingModel):
         meta = read_metadata(self.session, onnx_path)
         self.size = (meta["height"], meta["width"])
         if checkpoint:
-            model, _ = load_checkpoint(checkpoint)
+            model, extra = load_checkpoint(checkpoint)
             self.untrained = False
+            self.training_camera = extra.get("camera")
         else:
             model = build_untrained(config, seed, pretrained=False)  # the network's weights stay unused here:
             model.load_pretrained(parts=("text_encoder",))  # only CLIP's are needed

@@ -7,6 +7,8 @@
            end-to-end latency (image published -> depth received) percentiles.
 --offline  the same bag straight through the model, no ROS graph: every frame scored.
            With nothing dropped, live and offline metrics agree frame for frame.
+           Focal scaling as the node does it: the bag's camera_info (roi, binning and
+           size applied) against the checkpoint's training camera (--focal-scaling).
 
 Metrics are the PixelFormer protocol (metrics.py; Eigen crop only for 480x640 frames).
 Ground truth: 16UC1 (units of --gt-scale, millimetres by default) or 32FC1 metres,
@@ -60,6 +62,9 @@ def add_arguments(parser) -> None:
     model.add_argument("--checkpoint", help="trained checkpoint (overrides the params file)")
     model.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides the params file)")
     model.add_argument("--fp16", action="store_true", default=None, help="half-precision autocast (overrides the params file)")
+    model.add_argument("--focal-scaling", choices=["auto", "off"],
+                       help="depth x (the bag camera's focal length / the checkpoint's training one): auto (the params "
+                            "file's default) or off (overrides the params file)")
 
     live = parser.add_argument_group("--live")
     live.add_argument("--rate", type=float, default=1.0, help="replay speed factor (default 1 = the recorded rate)")
@@ -123,7 +128,7 @@ def inspect_bag(args, params: dict) -> BagPlan:
                 plan.out_of_order += 1
             plan.image_stamps.append(stamp)
             try:  # every frame's header (raw frames: converted; the first readable one decoded)
-                checked = colour_frame(raw, image_type, params, decode=not plan.height)
+                checked = colour_frame(bagio.decode(raw, image_type), params, decode=not plan.height)
             except ValueError as exc:
                 plan.unreadable_images[stamp] = str(exc)
                 continue
@@ -154,14 +159,13 @@ def inspect_bag(args, params: dict) -> BagPlan:
     return plan
 
 
-def colour_frame(raw, msgtype, params: dict, decode: bool = True):
-    """A colour frame as the node takes it: its RGB array (`decode`) or (height, width)
-    from its header (a compressed frame's pixels unread), within the node's max_pixels /
-    min_side. ValueError when the node would skip it."""
+def colour_frame(msg, params: dict, decode: bool = True):
+    """A colour frame (Image or CompressedImage) as the node takes it: its RGB array
+    (`decode`) or (height, width) from its header (a compressed frame's pixels unread),
+    within the node's max_pixels / min_side. ValueError when the node would skip it."""
     from textdepth_ros.image_limits import frame_size_problem
     from textdepth_ros.ros.compressed import any_to_rgb8, compressed_size, is_compressed
 
-    msg = bagio.decode(raw, msgtype)
     size = compressed_size(msg) if is_compressed(msg) else (msg.height, msg.width)
     problem = frame_size_problem(*size, {"max_pixels": int(params.get("max_pixels", DEFAULT_MAX_PIXELS)),
                                          "min_side": int(params.get("min_side", DEFAULT_MIN_SIDE))})
@@ -213,7 +217,7 @@ def node_parameters(args) -> dict:
     if params is None:
         raise UserError(f"params file {path} has no entry for {node} (its keys: {', '.join(map(str, doc)) or 'none'}); "
                         "key it '/**/depth_node:' (any namespace) or set --params-namespace")
-    for name in ("model_config", "checkpoint", "device", "fp16"):
+    for name in ("model_config", "checkpoint", "device", "fp16", "focal_scaling"):
         value = getattr(args, name)
         if value is not None:
             params[name] = value
@@ -228,6 +232,8 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
     from tqdm import tqdm
 
     from textdepth_ros.inference import DepthEstimator
+    from textdepth_ros.ros.camera_info import image_camera_info
+    from textdepth_ros.ros.focal_scaling import FocalScaling, scale_to_training_camera
     from textdepth_ros.ros.text_input import clean_text
 
     estimator = DepthEstimator(params.get("model_config", "tiny"), params.get("checkpoint") or None,
@@ -238,6 +244,13 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
     # The node's rules: its default text until one arrives, each text cleaned the same way.
     text = clean_text(args.text or params.get("default_text", "an indoor scene"), tokenizer, context)[0]
     scorer = make_scorer(args)
+    scaling = FocalScaling(params.get("focal_scaling", "auto"), estimator.training_camera)
+    cameras = CameraInfos(args.bag, plan.camera_info_topic)
+    said = []  # focal scaling's lines, into the report too
+
+    def say(line):
+        said.append(line)
+        tqdm.write(line)
     topics = [plan.image_topic, plan.depth_topic] + ([plan.text_topic] if plan.text_topic else [])
     reader = bagio.open_reader(args.bag)
     try:
@@ -252,7 +265,8 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
                     bar.update(1)
                     stamp = bagio.header_stamp_ns(raw)
                     try:
-                        rgb = colour_frame(raw, plan.image_type, params)
+                        msg = bagio.decode(raw, plan.image_type)
+                        rgb = colour_frame(msg, params)
                     except ValueError as exc:  # skipped and counted, as the node does
                         if stamp not in plan.unreadable_images and not plan.unreadable_images:
                             tqdm.write(f"note: a colour frame was skipped as unreadable (stamp {stamp}: {exc}); "
@@ -260,12 +274,49 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
                         plan.unreadable_images[stamp] = str(exc)
                         continue
                     pred = estimator.predict(rgb, text)
+                    info = _image_info(image_camera_info, cameras.at(stamp), msg.header, rgb.shape[:2])
+                    pred = scale_to_training_camera(scaling, pred, info, say)
                     scorer.add_prediction(stamp, pred.depth, latency_ms=pred.forward_ms)
     finally:
         reader.close()
     n, skipped = len(plan.image_stamps), len(plan.unreadable_images)
     return {"mode": "offline", "model": estimator.describe(), "frames_in": n, "frames_out": n - skipped,
-            "frames_dropped": 0, "latency_kind": "model forward time", "scorer": scorer}
+            "frames_dropped": 0, "latency_kind": "model forward time", "focal_scaling": said, "scorer": scorer}
+
+
+class CameraInfos:
+    """The bag's camera_info messages by header stamp: a frame gets the one with its own
+    stamp, else the newest before it, which is the one the node holds when it publishes
+    that frame (drivers publish each frame's camera_info with it)."""
+
+    def __init__(self, bag, topic):
+        self.stamps, self.messages = [], []
+        if topic is None:
+            return
+        reader = bagio.open_reader(bag)
+        try:
+            pairs = sorted(((bagio.header_stamp_ns(raw), bytes(raw)) for _, _, raw in bagio.iter_raw(reader, [topic])),
+                           key=lambda pair: pair[0])
+        finally:
+            reader.close()
+        self.stamps = [stamp for stamp, _ in pairs]
+        self.messages = [bagio.decode(raw, bagio.CAMERA_INFO_TYPE) for _, raw in pairs]
+
+    def at(self, stamp_ns: int):
+        import bisect
+
+        i = bisect.bisect_right(self.stamps, stamp_ns)
+        return self.messages[i - 1] if i else None
+
+
+def _image_info(image_camera_info, camera, header, size):
+    """The CameraInfo the node would publish with this frame, or None (none yet, or unusable)."""
+    if camera is None:
+        return None
+    try:
+        return image_camera_info(camera, header, *size)
+    except ValueError:
+        return None
 
 
 # ------------------------------------------------------------------------ report

@@ -169,15 +169,15 @@ def convert_pixelformer(state: dict, max_depth: float = 10.0):
     return {k: ours[k].to(expected[k].dtype) for k in expected}, config
 
 
-def import_pixelformer(checkpoint, out, max_depth: float = 10.0) -> dict:
-    """Read a PixelFormer checkpoint, write a textdepth checkpoint (atomically). Returns
-    its config."""
+def import_pixelformer(checkpoint, out, max_depth: float = 10.0, camera=None) -> dict:
+    """Read a PixelFormer checkpoint, write a textdepth checkpoint (atomically), with
+    `camera` (camera_scale.py) as its training camera when given. Returns its config."""
     out = Path(out)
     if out.suffix != ".safetensors":
         raise CheckpointError(f"the output must be a .safetensors file, got {out}")
     state, config = convert_pixelformer(read_pixelformer_state(checkpoint), max_depth)
     write_checkpoint(out, state, config, extra={"imported_from": str(Path(checkpoint).name),
                                                 "source": "PixelFormer (Agarwal & Arora, WACV 2023)",
-                                                "max_depth": float(max_depth)})
+                                                "max_depth": float(max_depth), "camera": camera})
     return config
 

@@ -28,12 +28,14 @@ from textdepth_ros.ros.compressed import any_to_rgb8, compressed_size, is_compre
 from textdepth_ros.ros.conversions import numpy_to_image
 from textdepth_ros.ros.diagnostics import NodeStats, diagnostic_array
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
+from textdepth_ros.ros.focal_scaling import FocalScaling, check_mode, scale_to_training_camera
 from textdepth_ros.ros.frame_slot import LatestSlot
 from textdepth_ros.ros.inference_worker import InferenceWorker
 from textdepth_ros.ros.input_qos import TRANSPORTS, subscribe_inputs
 from textdepth_ros.ros.params_file import warn_unmatched
 from textdepth_ros.ros.parameters import LiveParameters, Spec, set_timer_period
-from textdepth_ros.ros.pointcloud import depth_to_pointcloud2, invalid_to_nan, nan_is_the_only_invalid
+from textdepth_ros.ros.nav_cloud import node_cloud
+from textdepth_ros.ros.pointcloud import invalid_to_nan, nan_is_the_only_invalid
 from textdepth_ros.ros.publish_queue import PublishQueue
 from textdepth_ros.ros.python_logging import forward_package_logging
 from textdepth_ros.ros.spinning import EXECUTORS, run_node
@@ -70,7 +72,16 @@ PARAMETERS = {
     "transport": Spec("raw", "raw: sensor_msgs/Image on `image`; compressed: sensor_msgs/CompressedImage (jpeg, "
                       "png) on `image`/compressed, as image_transport names it",
                       check=lambda v: None if v in TRANSPORTS else " or ".join(TRANSPORTS)),
+    "focal_scaling": Spec("auto", "auto: depth x (camera focal / training focal, compared at the training image "
+                          "size) whenever both are known (depth/camera_info's K vs the checkpoint's camera); off: the "
+                          "training camera's scale as is",
+                          dynamic=True, check=check_mode),
     "publish_cloud": Spec(True, "publish `points`", dynamic=True),
+    "cloud_stride": Spec(1, "`points` keeps every Nth pixel in both directions (organized; each kept point exact; "
+                         "4 = 16x fewer points and bytes)", dynamic=True, low=1, high=64),
+    "cloud_voxel": Spec(0.0, "then one point per voxel of this size (m): unorganized, each point still an exact "
+                        "pixel; 0 = off", dynamic=True, low=0.0, high=10.0,
+                        check=lambda v: None if v == 0 or v >= 0.005 else "0 (off) or at least 0.005 m"),
     "cloud_rgb": Spec(True, "XYZRGB cloud (colour from the input image) instead of XYZ", dynamic=True),
     "max_range": Spec(0.0, "cloud points farther than this (m) become NaN; 0 = no limit", dynamic=True,
                       low=0.0, high=1000.0),
@@ -99,7 +110,7 @@ class DepthNode(Node):
     def __init__(self, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)
         forward_package_logging(self.get_logger())
-        self.params = LiveParameters(self, PARAMETERS, on_change=self._on_parameters)
+        self.params = LiveParameters(self, PARAMETERS, on_change=self._on_parameters, log_period=THROTTLE_S)
         self.estimator = None
         self.stats = NodeStats()
         self.slot = LatestSlot()  # one for the node's life: its counters feed the diagnostics
@@ -107,6 +118,7 @@ class DepthNode(Node):
         self.publisher = None
         self.inputs = []
         self._camera_info = None
+        self.focal = FocalScaling(self.params["focal_scaling"], None)  # load_model adds the training camera
         self._text = self.params["default_text"]
         self._text_lock = threading.Lock()  # the executor and the auto_text thread set it
         self.auto_text = None  # AutoText with text_source auto / topic_first
@@ -114,7 +126,8 @@ class DepthNode(Node):
         self._tokenizer = None
         self._context_length = CONTEXT_LENGTH
         self._last_warned = {}
-        self._diagnostics_timer = self._text_log_timer = None
+        self._diagnostics_timer = None
+        self._change_log_timer = self.create_timer(1.0, self._log_pending_changes)  # for the node's life
 
         self.pub_depth = self.create_publisher(Image, "depth", 10)
         self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", 10)
@@ -138,6 +151,7 @@ class DepthNode(Node):
             raise UserError(f"{problem[1]} (set warmup_height/warmup_width to the camera's size)")
 
         self.estimator = self._load_estimator(p)  # a CUDA fallback warns through logging
+        self.focal = FocalScaling(p["focal_scaling"], self.estimator.training_camera)
         encoder = getattr(self.estimator.model, "text_encoder", None)
         self._tokenizer = getattr(encoder, "tokenizer", None)
         self._context_length = getattr(encoder, "context_length", CONTEXT_LENGTH)
@@ -162,7 +176,6 @@ class DepthNode(Node):
         self.publisher = PublishQueue(self.publish_frame, self._frame_failed)
         self.inputs = subscribe_inputs(self)
         self._diagnostics_timer = self.create_timer(float(self.params["diagnostics_period"]), self.publish_diagnostics)
-        self._text_log_timer = self.create_timer(1.0, self._log_pending_text)
         self.worker.start()
         self.get_logger().info("ready: waiting for images on " + self.inputs[0].topic)
 
@@ -252,11 +265,12 @@ class DepthNode(Node):
         if line:
             self.get_logger().info(line)
 
-    def _log_pending_text(self) -> None:
+    def _log_pending_changes(self) -> None:
         with self._text_lock:
-            line = self._text_log.due(time.monotonic())
-        if line:
-            self.get_logger().info(line)
+            text_line = self._text_log.due(time.monotonic())
+        for line in (text_line, self.params.pending_log_line()):
+            if line:
+                self.get_logger().info(line)
 
     def _on_parameters(self, changed: dict) -> None:
         """Run-time changes; the worker reads the other values per frame from self.params."""
@@ -266,7 +280,6 @@ class DepthNode(Node):
             set_timer_period(self._diagnostics_timer, changed["diagnostics_period"])
         if "default_text" in changed:
             self._offer_text(changed["default_text"])
-        self.get_logger().info("parameters set: " + ", ".join(f"{k}={v!r}" for k, v in changed.items()))
 
     def _clean(self, raw):
         text, notes = clean_text(raw, self._tokenizer, self._context_length)
@@ -302,12 +315,16 @@ class DepthNode(Node):
             self.auto_text.offer_frame(rgb)  # recognised in its own thread
         text, params = self._text, self.params.values  # one consistent set for this frame
         pred = self.estimator.predict(rgb, text)
-        self.publisher.put((msg, received, rgb, text, params, pred))
+        info = self._depth_camera_info(msg.header, *rgb.shape[:2])  # the K depth, cloud and scale share
+        self.focal.mode = params["focal_scaling"]
+        pred = scale_to_training_camera(self.focal, pred, info, self.get_logger().info)
+        self.stats.focal_scale = pred.scale
+        self.publisher.put((msg, received, rgb, text, params, pred, info))
 
     def publish_frame(self, item) -> None:
         """Publisher thread, while the worker runs the next frame: depth first (what
         latency-bound consumers wait for), then the rest."""
-        msg, received, rgb, text, params, pred = item
+        msg, received, rgb, text, params, pred, info = item
         depth = pred.depth.astype(np.float32, copy=False)
         if not nan_is_the_only_invalid(depth):  # two reductions; a copy only when needed
             depth = invalid_to_nan(depth)
@@ -322,13 +339,12 @@ class DepthNode(Node):
             if self.pub_uncertainty.get_subscription_count() > 0:  # 1.2 MB through the GIL: only when wanted
                 self.pub_uncertainty.publish(numpy_to_image(pred.uncertainty.astype(np.float32, copy=False),
                                                             "32FC1", header))
-            info = self._depth_camera_info(header, height, width)
             if info is not None:
                 self.pub_info.publish(info)
                 if params["publish_cloud"] and self.pub_points.get_subscription_count() > 0:
-                    self.pub_points.publish(self._cloud(depth, pred.uncertainty, info, header, rgb, params))
+                    self.pub_points.publish(node_cloud(depth, pred.uncertainty, info, header, rgb, params))
             if self.pub_preview.get_subscription_count() > 0:  # colorizing costs; skip when unwatched
-                d_max = params["max_range"] or self.estimator.depth_limits[1]
+                d_max = params["max_range"] or self.estimator.depth_limits[1] * pred.scale
                 self.pub_preview.publish(numpy_to_image(colorize_depth(depth, 0.0, d_max), "rgb8", header))
         self.stats.record(time.monotonic() - received, pred.forward_ms, text, pred.device_ms)
 
@@ -345,23 +361,6 @@ class DepthNode(Node):
             self.stats.bad_intrinsics += 1
             self._warn_limited("bad camera_info", f"{exc}: no points published")
             return None
-
-    @staticmethod
-    def _cloud(depth, uncertainty, info, header, rgb, params):
-        """`depth` is already NaN wherever it is invalid; the range/uncertainty cuts make
-        one masked copy only when they are on and cut something."""
-        cut = None
-        with np.errstate(invalid="ignore"):
-            if params["max_range"] > 0:
-                cut = ~(depth <= np.float32(params["max_range"]))
-            if params["max_uncertainty"] > 0:
-                too_uncertain = ~(uncertainty <= np.float32(params["max_uncertainty"]))
-                cut = too_uncertain if cut is None else cut | too_uncertain
-        if cut is not None and cut.any():
-            depth = depth.copy()
-            np.copyto(depth, np.float32(np.nan), where=cut)
-        k = info.k
-        return depth_to_pointcloud2(depth, (k[0], k[4], k[2], k[5]), header, rgb if params["cloud_rgb"] else None)
 
     def publish_diagnostics(self) -> None:
         stamp = self.get_clock().now().to_msg()

@@ -23,6 +23,7 @@ class NodeStats:
         self.no_camera_info = 0
         self.bad_intrinsics = 0
         self.forward_ms = 0.0
+        self.focal_scale = 1.0  # the last frame's focal-scaling factor (camera_scale.py)
         self.text = ""
         self.counts = {"too_large": 0, "too_small": 0, "text_updates": 0}
         self._latencies = deque(maxlen=WINDOW)
@@ -86,6 +87,7 @@ def diagnostic_array(node, stamp) -> DiagnosticArray:
         "device": str(estimator.device) if estimator else "",
         "model": estimator.describe() if estimator else "loading",
         "untrained": str(untrained).lower(),
+        "focal_scale": f"{stats.focal_scale:.6g}",
         "text": node.current_text,
         "text_updates": stats.counts["text_updates"],
         "text_source": node.params["text_source"],

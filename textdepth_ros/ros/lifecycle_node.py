@@ -72,8 +72,7 @@ class ManagedDepthNode(DepthNode, LifecycleNode):
         for subscription in self.inputs:
             subscription.destroy()
         self.inputs = []
-        for timer in (self._diagnostics_timer, self._text_log_timer):
-            self.destroy_timer(timer)
+        self.destroy_timer(self._diagnostics_timer)
         self._serving = False
         return finished
 

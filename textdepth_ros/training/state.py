@@ -124,7 +124,13 @@ def load_last(out_dir, model, optimizer, scheduler, scaler, device, checked: dic
         raise UserError(f"cannot resume: {Path(out_dir) / STATE} {problem} (edited, or from another version or "
                         "config? start without --resume, or put back the state that was saved)")
     load_checkpoint(Path(out_dir) / WEIGHTS, model=model, device=device)
-    optimizer.load_state_dict(state["optimizer"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except ValueError:  # another set of trainable parameters
+        saved = sum(len(g["params"]) for g in state["optimizer"]["param_groups"])
+        now = sum(len(g["params"]) for g in optimizer.param_groups)
+        raise UserError(f"cannot resume: the saved optimizer trains {saved} parameter tensors, this run {now} "
+                        "(was train.freeze changed? resume with the run's own setting)") from None
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
     set_rng_states(state["rng"])
