@@ -25,7 +25,7 @@ from sensor_msgs.msg import Image
 from ros_helpers import REPO, SMALL_PARAMS, NodeProcess, int_value
 from textdepth_ros.ros.diagnostics import diagnostic_values
 from textdepth_ros.ros.fastdds_profile import ENV_VAR, profile_path
-from textdepth_ros.ros.input_qos import CHECK_PERIOD_S
+from textdepth_ros.ros.input_qos import CHECK_PERIOD_S, LARGE_IMAGES
 
 pytestmark = pytest.mark.timeout(240)
 TOPIC = "/qos_cam/image"
@@ -162,7 +162,7 @@ def test_best_effort_default_profile_camera_is_detected_and_the_fix_works(defaul
     if got == 0:
         assert len(warnings) > lines_before, default_node.log_tail(30)
     for line in warnings[lines_before:]:
-        assert "publish reliable" in line and "Large images" in line, line
+        assert "publish reliable" in line and LARGE_IMAGES in line, line
     fixed = deliver(default_node, diagnostics, camera("best_effort", profile=str(profile_path())))
     print(f"best-effort camera with the node's shared-memory profile: {fixed}/{N}")
     assert fixed == N, default_node.log_tail(30)

@@ -29,7 +29,8 @@ def add_arguments(parser):
                         help="model config (name under config/model or YAML path); ignored with --checkpoint, "
                              "which carries its own; default %(default)s")
     parser.add_argument("--checkpoint", help="trained weights (.safetensors written by textdepth train)")
-    parser.add_argument("--image", required=True, help="input image (any format OpenCV reads)")
+    parser.add_argument("--image", required=True, help="input image: JPEG, PNG, BMP, TIFF, PNM or WebP (told by its "
+                                                        "content; other formats are refused before decoding)")
     parser.add_argument("--text", default="", help='scene description, e.g. "a bedroom with a bed and a desk"')
     parser.add_argument("--out", required=True, help="output .npy (float32 metres); the preview goes to OUT.png")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")

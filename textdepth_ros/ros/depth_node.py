@@ -19,7 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
 from textdepth_ros.errors import UserError
-from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, check_min_side, check_pixels
+from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, frame_size_problem
 from textdepth_ros.preview import colorize_depth
 from textdepth_ros.ros.auto_text import PARAMETERS as AUTO_TEXT_PARAMETERS
 from textdepth_ros.ros.auto_text import AutoText
@@ -46,26 +46,15 @@ THROTTLE_S = 5.0  # at most one line per kind of bad input every few seconds
 STOP_GRACE_S = 3.0  # how long a stop waits for the frame inside the model before dropping it
 
 
-def frame_size_problem(height: int, width: int, params, what: str = "image"):
-    """(counter, reason) if a frame is outside max_pixels / min_side, else None; checked on
-    the message header before any pixel is read. Empty frames pass: decoding says why."""
-    if height == 0 or width == 0:
-        return None
-    try:
-        check_pixels(height, width, params["max_pixels"], what, "raise the max_pixels parameter to allow it")
-    except UserError as exc:
-        return "too_large", str(exc)
-    try:
-        check_min_side(height, width, params["min_side"], what, "lower the min_side parameter to allow it")
-    except UserError as exc:
-        return "too_small", str(exc)
-    return None
+def _usable_text(value: str):
+    return None if clean_text(value)[0] else "no usable text (empty, whitespace or control characters)"
 
 
 # The README's parameter table documents the same list.
 PARAMETERS = {
     "model_config": Spec("tiny", "model config name (config/model/<name>.yaml) or a YAML path"),
     "checkpoint": Spec("", "trained checkpoint file; empty runs untrained (random) weights"),
+    "seed": Spec(0, "untrained weights are drawn from this seed (one seed, one network)", low=0, high=2**31 - 1),
     "device": Spec("auto", "auto, cpu, cuda or cuda:N (CUDA absent: CPU with one warning)"),
     "fp16": Spec(False, "half precision (fp16 on CUDA, bf16 on CPU): autocast, with the Linear/Conv2d weights "
                  "cast once at load"),
@@ -197,14 +186,16 @@ class DepthNode(Node):
 
             if not p["onnx_model"]:
                 raise UserError("backend onnxruntime needs the `onnx_model` parameter (a file from `textdepth export`)")
-            return OnnxDepthEstimator(p["onnx_model"], p["model_config"], p["checkpoint"] or None, p["device"])
+            return OnnxDepthEstimator(p["onnx_model"], p["model_config"], p["checkpoint"] or None, p["device"],
+                                      p["seed"])
         if p["backend"] != "torch":
             raise UserError(f"unknown backend '{p['backend']}' (torch or onnxruntime)")
         from textdepth_ros.inference import DepthEstimator  # torch loads only here
 
         return DepthEstimator(p["model_config"], p["checkpoint"] or None, p["device"], bool(p["fp16"]),
                               compile=bool(p["compile"]), compile_cache=p["compile_cache_dir"],
-                              cuda_graphs=bool(p["cuda_graphs"]), graph_sizes=int(p["cuda_graph_sizes"]))
+                              cuda_graphs=bool(p["cuda_graphs"]), graph_sizes=int(p["cuda_graph_sizes"]),
+                              seed=p["seed"])
 
     def stop(self, hurry=None) -> bool:
         """Take no more frames; let the frame in progress finish (up to STOP_GRACE_S, or
@@ -312,11 +303,9 @@ class DepthNode(Node):
     def process(self, msg, received: float) -> None:
         """Worker thread: a raw or compressed frame (a compressed one's size checked on
         its file header before any pixel is decoded), then the model."""
-        if is_compressed(msg):
-            size = compressed_size(msg)
-            if size is not None and self._skip_for_size(*size):
+        try:  # a compressed frame: JPEG or PNG by content, else a ValueError (image_formats.py)
+            if is_compressed(msg) and self._skip_for_size(*compressed_size(msg)):
                 return
-        try:
             rgb = any_to_rgb8(msg)  # Image or CompressedImage (the transport parameter)
         except ValueError as exc:
             self.stats.bad_frames += 1

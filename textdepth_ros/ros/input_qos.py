@@ -50,7 +50,8 @@ POLICIES = {  # policy -> (parameter type, enum class or None for an int)
     "history": (Parameter.Type.STRING, HistoryPolicy),
     "depth": (Parameter.Type.INTEGER, None),
 }
-LARGE_IMAGES = "README 'Large images'"
+LARGE_IMAGES = "README 'Input QoS and large images'"  # a heading test_input_qos checks exists
+IMAGE_TYPES = ("Image", "CompressedImage")
 
 
 def default_input_qos(depth: int = 5) -> QoSProfile:
@@ -290,6 +291,10 @@ class AdaptiveInput:
         if "reliability" in self.overrides and self.qos.reliability == ReliabilityPolicy.BEST_EFFORT and not best_effort:
             return (f"the publishers are reliable but this subscription is best effort (override "
                     f"{override_name(self.topic, 'reliability')}): set it to reliable or remove it")
+        if self.msg_type.__name__ not in IMAGE_TYPES:  # camera_info, text: small, so not the segment size
+            return ("these messages are small, so this is not the large-message loss: a lossy or congested link or "
+                    "an overloaded machine; make the publisher reliable (DDS then repairs losses), or check the "
+                    "network between publisher and node")
         profile = os.environ.get(FASTDDS_PROFILE_VAR) or "a Fast DDS XML profile with a larger <segment_size>"
         return ("large best-effort messages are lost on the SENDING side with default DDS settings, which only the "
                 f"publisher can change: start it with {FASTDDS_PROFILE_VAR}={profile} (a 32 MB shared-memory "
