@@ -26,6 +26,7 @@ COMMANDS = {
     "bag-eval": ("textdepth_ros.bags.bag_eval", "replay a bag through the node (or the model) and score it"),
     "import-pixelformer": ("textdepth_ros.import_pixelformer",
                            "convert a PixelFormer checkpoint (nyu.pth, kitti.pth) into a textdepth checkpoint"),
+    "set-camera": ("textdepth_ros.set_camera", "show or set the training camera (focal length) a checkpoint records"),
     "export": ("textdepth_ros.export", "export the network to ONNX (text embedding as an input) for onnxruntime/TensorRT"),
 }
 
