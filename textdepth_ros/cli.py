@@ -26,6 +26,8 @@ COMMANDS = {
     "bag-eval": ("textdepth_ros.bags.bag_eval", "replay a bag through the node (or the model) and score it"),
     "import-pixelformer": ("textdepth_ros.import_pixelformer",
                            "convert a PixelFormer checkpoint (nyu.pth, kitti.pth) into a textdepth checkpoint"),
+    "experiment": ("textdepth_ros.experiments.text_prior",
+                   "train the ablation variants on generated rooms and measure what the scene text does (text-prior)"),
     "export": ("textdepth_ros.export", "export the network to ONNX (text embedding as an input) for onnxruntime/TensorRT"),
 }
 

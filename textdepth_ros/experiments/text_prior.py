@@ -1,0 +1,159 @@
+"""The text-prior experiment: the paper's Table 3 in miniature, on generated rooms.
+
+For each world (make-dataset's `scene`: the scene type hints at the room's size;
+`scale`: the picture carries no scale and the description does), each seed and each
+variant (baseline = PixelFormer, trca, tbcp, full), one model is trained with the same
+data, steps and seed, and evaluated on held-out rooms with eval's metrics: with the
+right texts, and for the text variants with two controls (texts shuffled between the
+test images; one constant text). Writes into --out, all or nothing:
+  results.md     the tables (mean and spread over seeds) and how they were made
+  results.json   every run's numbers, the settings, the machine and its load
+  <world>_<variant>.png   input | ground truth | prediction for a few test rooms (seed 0)
+  logs/          each training run's output
+
+  textdepth experiment text-prior --out out/text-prior            (the docs' table)
+  textdepth experiment text-prior --out /tmp/quick --seeds 1 --steps 60 --worlds scale
+"""
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from textdepth_ros.atomic_io import StagedFolder
+from textdepth_ros.data.dataset import ListDataset
+from textdepth_ros.data.generate import WORLDS, generate_dataset
+from textdepth_ros.data.nyu import read_list
+from textdepth_ros.data.scene_text import SceneText
+from textdepth_ros.errors import UserError
+from textdepth_ros.experiments import report
+from textdepth_ros.experiments.text_controls import evaluate_with_controls, load_test_set
+from textdepth_ros.model.config import VARIANTS
+from textdepth_ros.paths import config_dir
+from textdepth_ros.train import train
+from textdepth_ros.training.config import load_train_config
+
+# What every run shares besides config/train_tiny.yaml (and why it differs from it).
+RECIPE = [
+    "augment.cutdepth=none",  # PixelFormer's CutDepth pastes metres into the picture: a scale leak
+    "eval.every_steps=0", "eval.every_epoch=false",  # evaluated once, after the last step (no selection on test)
+    "log.save_every=0", "log.image_every=0", "data.num_workers=0", "train.device=cpu", "train.pretrained=false",
+]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("name", choices=["text-prior"], help="which experiment (text-prior: the ablation of the text modules)")
+    parser.add_argument("--out", default="out/text-prior", help="output folder, replaced when the run completes "
+                        "(default out/text-prior)")
+    parser.add_argument("--worlds", default="scene,scale", help="comma-separated: scene, scale (default both)")
+    parser.add_argument("--variants", default="baseline,trca,tbcp,full", help="comma-separated (default all four)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1; each seed generates its own rooms and "
+                        "initialises every variant alike (default 3)")
+    parser.add_argument("--steps", type=int, default=480, help="optimizer steps per run (default 480)")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per step (default 4)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, poly decay to 0.1x (default 1e-3)")
+    parser.add_argument("--model", default="micro", help="model config (default micro: config/model/micro.yaml)")
+    parser.add_argument("--n-train", type=int, default=192, help="training images per world and seed (default 192)")
+    parser.add_argument("--n-test", type=int, default=48, help="held-out images (other rooms) per world and seed (default 48)")
+    parser.add_argument("--height", type=int, default=96, help="image height (default 96)")
+    parser.add_argument("--width", type=int, default=128, help="image width (default 128)")
+    parser.add_argument("--pictures", type=int, default=5, help="test rooms in each picture (default 5)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's choice; "
+                        "1 is much faster on a machine other jobs keep busy)")
+
+
+def _names(text: str, allowed, what: str) -> "list[str]":
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise UserError(f"--{what} takes a comma-separated list of {', '.join(allowed)}, got {text!r}")
+    return names
+
+
+def check_arguments(args) -> None:
+    args.world_list = _names(args.worlds, WORLDS, "worlds")
+    args.variant_list = _names(args.variants, VARIANTS, "variants")
+    for name in ("seeds", "steps", "batch_size", "n_train", "pictures"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.n_test < 2:
+        raise UserError("--n-test must be at least 2 (the shuffled-text control needs two images)")
+    if args.n_train < args.batch_size:
+        raise UserError(f"--n-train {args.n_train} is smaller than one batch ({args.batch_size})")
+
+
+def command_line(args) -> str:
+    """The command that re-runs this experiment (every option spelled out)."""
+    return (f"textdepth experiment text-prior --out {args.out} --worlds {args.worlds} --variants {args.variants} "
+            f"--seeds {args.seeds} --steps {args.steps} --batch-size {args.batch_size} --lr {args.lr:g} "
+            f"--model {args.model} --n-train {args.n_train} --n-test {args.n_test} --height {args.height} "
+            f"--width {args.width}" + (f" --threads {args.threads}" if args.threads else ""))
+
+
+def make_data(folder: Path, world: str, seed: int, args) -> dict:
+    paths = generate_dataset(folder, args.n_train, args.n_test, args.height, args.width, seed=seed, world=world)
+    scene_text = SceneText(captions_dir=paths["captions_dir"])
+    test = load_test_set(ListDataset(paths["root"], read_list(paths["test_list"]), scene_text, list_name="test list"))
+    return {"paths": paths, "test": test}
+
+
+def train_one(data: dict, world: str, variant: str, seed: int, args, run_dir: Path, log) -> dict:
+    """Train one model (its output goes to `log`); returns the summary of train()."""
+    paths = data["paths"]
+    steps_per_epoch = args.n_train // args.batch_size
+    overrides = RECIPE + [
+        f"model={args.model}", f"variant={variant}", f"data.root={paths['root']}",
+        f"data.train_list={paths['train_list']}", "data.test_list=", f"log.out_dir={run_dir}",
+        f"train.seed={seed}", f"train.batch_size={args.batch_size}", f"train.lr={args.lr}",
+        f"train.epochs={-(-args.steps // steps_per_epoch)}", f"train.max_steps={args.steps}"]
+    if paths["captions_dir"]:
+        overrides.append(f"data.captions_dir={paths['captions_dir']}")
+    cfg = load_train_config(config_dir() / "train_tiny.yaml", overrides)
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        return train(cfg)
+
+
+def run(args) -> int:
+    check_arguments(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    runs = [(w, s, v) for w in args.world_list for s in range(args.seeds) for v in args.variant_list]
+    machine = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_before": os.getloadavg()}
+    staged = StagedFolder(args.out)
+    started = time.monotonic()
+    try:
+        out = staged.path
+        (out / "logs").mkdir(parents=True)
+        results, pictures, data = [], {}, None
+        bar = tqdm(runs, desc="text-prior", unit="run")
+        for world, seed, variant in bar:
+            bar.set_postfix_str(f"{world} seed {seed} {variant}")
+            if data is None or data["key"] != (world, seed):  # new rooms for each world and seed
+                data = dict(make_data(staged.staging / "data" / f"{world}_{seed}", world, seed, args), key=(world, seed))
+            run_dir = staged.staging / "runs" / f"{world}_{seed}_{variant}"
+            with open(out / "logs" / f"{world}_seed{seed}_{variant}.log", "w") as log:
+                summary = train_one(data, world, variant, seed, args, run_dir, log)
+            model = summary["model"].eval()
+            rows, preds = evaluate_with_controls(model, data["test"], world, seed)
+            results.append({"world": world, "seed": seed, "variant": variant, "steps": summary["step"],
+                            "train_seconds": round(summary["seconds"], 1),
+                            "images_per_s": round(summary["images_per_s"], 2), "metrics": rows})
+            if seed == 0:
+                pictures[(world, variant)] = report.picture(data["test"], preds["right"], args.pictures)
+            tqdm.write(f"{world} seed {seed} {variant}: AbsRel {rows['right']['abs_rel']:.3f}"
+                       + (f" (shuffled {rows['shuffled']['abs_rel']:.3f}, constant {rows['constant']['abs_rel']:.3f})"
+                          if "shuffled" in rows else "") + f", {summary['seconds']:.0f} s training")
+        bar.close()
+        machine["load_after"] = os.getloadavg()
+        settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("world_list", "variant_list")}
+        settings["recipe"] = RECIPE
+        settings["command_line"] = command_line(args)
+        report.write(out, results, pictures, settings, machine, round(time.monotonic() - started))
+        staged.commit()  # the rooms and checkpoints (beside staged.path) go with the staging folder
+    except BaseException:
+        staged.discard()
+        raise
+    print(f"wrote {args.out}/: results.md, results.json, pictures, logs/")
+    return 0
