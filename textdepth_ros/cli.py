@@ -19,6 +19,7 @@ COMMANDS = {
     "info": ("textdepth_ros.info", "parameters per part and FLOPs of a model config"),
     "predict": ("textdepth_ros.predict", "depth of one image + text, saved as .npy and a preview PNG"),
     "demo": ("textdepth_ros.demo.demo", "run the ROS node on a generated sample and write its outputs"),
+    "demo-model": ("textdepth_ros.demo.demo_model", "train the demo's model on generated rooms (make demo-model)"),
     "make-dataset": ("textdepth_ros.data.generate", "write a small synthetic NYU-layout dataset"),
     "train": ("textdepth_ros.train", "train on NYU Depth v2 (one GPU, many with torchrun, or CPU)"),
     "eval": ("textdepth_ros.eval", "evaluate a checkpoint or a folder of predictions (PixelFormer protocol)"),

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from textdepth_ros.data import scale_world
-from textdepth_ros.data.nyu import NYU_INTRINSICS, save_depth_png
+from textdepth_ros.data.nyu import nyu_camera, save_depth_png
 from textdepth_ros.data.synthetic_scene import Room, render
 from textdepth_ros.errors import UserError
 
@@ -43,13 +43,6 @@ def _rotation(yaw: float, pitch: float) -> np.ndarray:
     r_yaw = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     r_pitch = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
     return r_yaw @ r_pitch
-
-
-def nyu_camera(height: int, width: int) -> tuple:
-    """(fx, fy, cx, cy) of NYU's Kinect scaled to height x width: the camera every
-    generated image is seen by (a model trained on them knows this focal length)."""
-    sx, sy = width / NYU_INTRINSICS["width"], height / NYU_INTRINSICS["height"]
-    return NYU_INTRINSICS["fx"] * sx, NYU_INTRINSICS["fy"] * sy, NYU_INTRINSICS["cx"] * sx, NYU_INTRINSICS["cy"] * sy
 
 
 def render_room(rng: np.random.Generator, room: Room, height: int, width: int, scale: float = 1.0):
