@@ -1,7 +1,7 @@
 """The scale-in-words world (`make-dataset --world scale`): the picture carries no scale,
 the description does.
 
-Every room is drawn from one size-free distribution (about 3 m deep, camera 1.1-1.5 m
+Every room is drawn from one size-free distribution (about 4 m deep, camera 1.1-1.5 m
 above the floor) and then scaled as a whole by one of SIZES' factors s: walls, boxes,
 camera position, texture periods and light fall-off (synthetic_scene.py). A room
 scaled by s renders to the same picture with s times the depth, and the unscaled room
@@ -18,14 +18,14 @@ import numpy as np
 
 from textdepth_ros.data.synthetic_scene import Room
 
-NOMINAL_DEPTH = 3.0  # m: the unscaled room's back wall is 2.6-3.4 m away
+NOMINAL_DEPTH = 4.0  # m: the unscaled room's back wall is 3.6-4.4 m away
 # (scale s, size word, the room's depth in words: s x NOMINAL_DEPTH, rounded as people say it)
 SIZES = (
-    (0.5, "tiny", "1.5"),
-    (0.7, "small", "2"),
-    (1.0, "medium-sized", "3"),
-    (1.4, "large", "4"),
-    (2.0, "huge", "6"),
+    (0.5, "tiny", "2"),
+    (0.7, "small", "3"),
+    (1.0, "medium-sized", "4"),
+    (1.4, "large", "5.5"),
+    (2.0, "huge", "8"),
 )
 TEMPLATES = (
     "a {word} room",
@@ -49,7 +49,7 @@ def all_texts() -> "list[str]":
 
 def unscaled_room(rng: np.random.Generator, palette) -> Room:
     """A room from the one size-free distribution (s = 1)."""
-    room = Room(back=rng.uniform(2.6, 3.4), half_width=rng.uniform(1.4, 2.0), floor=rng.uniform(1.1, 1.5),
+    room = Room(back=rng.uniform(3.6, 4.4), half_width=rng.uniform(1.8, 2.6), floor=rng.uniform(1.1, 1.5),
                 height=rng.uniform(2.5, 3.0), palette=palette)
     for _ in range(rng.integers(1, 5)):
         size = rng.uniform([0.3, 0.3, 0.3], [0.9, 1.0, 0.8])

@@ -2,7 +2,7 @@
 seen by the camera the demo model was trained with (NYU's Kinect scaled to the image
 size: a checkpoint's focal-length correction is then a no-op), sliding sideways.
 
-The first half of the sequence is the room at its medium size (about 3 m deep), the
+The first half of the sequence is the room at its medium size (about 4 m deep), the
 second half the same room twice as large: the same pictures (doubling is exact in the
 renderer) and twice the depth. Only the description tells the halves apart, and it
 changes with them, so a model that reads the text rescales its depth and stays right.
@@ -16,11 +16,11 @@ from textdepth_ros.data import scale_world
 from textdepth_ros.data.nyu import nyu_camera
 from textdepth_ros.data.synthetic_scene import Room, render
 
-ROOM = Room(back=3.0, half_width=1.7, floor=1.3, height=2.8,
+ROOM = Room(back=4.0, half_width=2.2, floor=1.3, height=2.8,
             palette=((0.59, 0.43, 0.31), (0.92, 0.92, 0.92), (0.75, 0.78, 0.84)),
-            boxes=[(np.array([-1.4, 0.7, 1.8]), np.array([-0.8, 1.3, 2.4])),
-                   (np.array([0.2, 0.9, 1.5]), np.array([0.6, 1.3, 1.9])),
-                   (np.array([0.8, 0.3, 2.3]), np.array([1.6, 1.3, 2.9]))],
+            boxes=[(np.array([-1.6, 0.7, 2.2]), np.array([-0.9, 1.3, 2.9])),
+                   (np.array([0.2, 0.9, 1.8]), np.array([0.7, 1.3, 2.3])),
+                   (np.array([1.0, 0.3, 3.0]), np.array([1.8, 1.3, 3.7]))],
             box_colours=[(0.78, 0.24, 0.2), (0.24, 0.47, 0.78), (0.9, 0.75, 0.24)])
 # (scale of ROOM, its description) of the first and the second half of the sequence
 HALVES = ((1.0, scale_world.describe(2, 2)), (2.0, scale_world.describe(4, 2)))

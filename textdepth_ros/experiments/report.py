@@ -16,7 +16,8 @@ ROWS = [("baseline", "right", "baseline (no text)"), ("trca", "right", "trca"), 
         ("full", "constant", "full, one constant text"), ("tbcp", "shuffled", "tbcp, texts shuffled"),
         ("tbcp", "constant", "tbcp, one constant text"), ("trca", "shuffled", "trca, texts shuffled"),
         ("trca", "constant", "trca, one constant text"), ("baseline", "median-scaled", "baseline, median-scaled (oracle)"),
-        ("full", "median-scaled", "full, median-scaled (oracle)")]
+        ("full", "median-scaled", "full, median-scaled (oracle)"),
+        ("baseline", "flat", "reference: flat depth at each image's true median (no model)")]
 
 
 def aggregate(results: list) -> dict:

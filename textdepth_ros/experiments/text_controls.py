@@ -6,6 +6,8 @@
   median-scaled  the right-text prediction rescaled per image so its median equals the
             ground truth's: what the model gets right apart from the scale (an oracle
             no real model has; it shows how much of the error is the scale)
+  flat      (no model) every pixel at its image's true median depth: perfect scale and no
+            structure at all, the reference a model's structure has to beat
 
 Metrics are eval's (metrics.evaluate_depth, PixelFormer's protocol with flip TTA), per
 image then averaged; predictions are kept for the pictures.
@@ -62,6 +64,10 @@ def predictions(model, test: dict, texts, batch_size: int = 8) -> np.ndarray:
         chunk = texts[start:start + batch_size] if model.uses_text else None
         out.append(predict(model, images, chunk, flip_tta=True)[:, 0].numpy())
     return np.concatenate(out)
+
+
+def flat_at_true_median(gts: np.ndarray) -> np.ndarray:
+    return np.stack([np.full_like(gt, np.median(gt[gt > 1e-3])) for gt in gts])
 
 
 def score(preds: np.ndarray, gts: np.ndarray, median_scaled: bool = False) -> dict:

@@ -15,8 +15,11 @@ test images; one constant text). Writes into --out, all or nothing:
   textdepth experiment text-prior --out /tmp/quick --seeds 1 --steps 60 --worlds scale
 """
 import contextlib
+import multiprocessing
 import os
+import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
@@ -29,7 +32,7 @@ from textdepth_ros.data.nyu import read_list
 from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.errors import UserError
 from textdepth_ros.experiments import report
-from textdepth_ros.experiments.text_controls import evaluate_with_controls, load_test_set
+from textdepth_ros.experiments.text_controls import evaluate_with_controls, flat_at_true_median, load_test_set, score
 from textdepth_ros.model.config import VARIANTS
 from textdepth_ros.paths import config_dir
 from textdepth_ros.train import train
@@ -51,7 +54,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--variants", default="baseline,trca,tbcp,full", help="comma-separated (default all four)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1; each seed generates its own rooms and "
                         "initialises every variant alike (default 3)")
-    parser.add_argument("--steps", type=int, default=480, help="optimizer steps per run (default 480)")
+    parser.add_argument("--steps", type=int, default=960, help="optimizer steps per run (default 960: 20 epochs of 192 images)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per step (default 4)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, poly decay to 0.1x (default 1e-3)")
     parser.add_argument("--model", default="micro", help="model config (default micro: config/model/micro.yaml)")
@@ -60,8 +63,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--height", type=int, default=96, help="image height (default 96)")
     parser.add_argument("--width", type=int, default=128, help="image width (default 128)")
     parser.add_argument("--pictures", type=int, default=5, help="test rooms in each picture (default 5)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's choice; "
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads per run (default 0: torch's choice; "
                         "1 is much faster on a machine other jobs keep busy)")
+    parser.add_argument("--jobs", type=int, default=1, help="training runs at once, each in its own process "
+                        "(default 1; the results do not depend on it)")
 
 
 def _names(text: str, allowed, what: str) -> "list[str]":
@@ -75,7 +80,7 @@ def _names(text: str, allowed, what: str) -> "list[str]":
 def check_arguments(args) -> None:
     args.world_list = _names(args.worlds, WORLDS, "worlds")
     args.variant_list = _names(args.variants, VARIANTS, "variants")
-    for name in ("seeds", "steps", "batch_size", "n_train", "pictures"):
+    for name in ("seeds", "steps", "batch_size", "n_train", "pictures", "jobs"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
     if args.n_test < 2:
@@ -89,19 +94,16 @@ def command_line(args) -> str:
     return (f"textdepth experiment text-prior --out {args.out} --worlds {args.worlds} --variants {args.variants} "
             f"--seeds {args.seeds} --steps {args.steps} --batch-size {args.batch_size} --lr {args.lr:g} "
             f"--model {args.model} --n-train {args.n_train} --n-test {args.n_test} --height {args.height} "
-            f"--width {args.width}" + (f" --threads {args.threads}" if args.threads else ""))
+            f"--width {args.width}" + (f" --threads {args.threads}" if args.threads else "")
+            + (f" --jobs {args.jobs}" if args.jobs > 1 else ""))
 
 
 def make_data(folder: Path, world: str, seed: int, args) -> dict:
-    paths = generate_dataset(folder, args.n_train, args.n_test, args.height, args.width, seed=seed, world=world)
-    scene_text = SceneText(captions_dir=paths["captions_dir"])
-    test = load_test_set(ListDataset(paths["root"], read_list(paths["test_list"]), scene_text, list_name="test list"))
-    return {"paths": paths, "test": test}
+    return generate_dataset(folder, args.n_train, args.n_test, args.height, args.width, seed=seed, world=world)
 
 
-def train_one(data: dict, world: str, variant: str, seed: int, args, run_dir: Path, log) -> dict:
+def train_one(paths: dict, variant: str, seed: int, args, run_dir: Path, log) -> dict:
     """Train one model (its output goes to `log`); returns the summary of train()."""
-    paths = data["paths"]
     steps_per_epoch = args.n_train // args.batch_size
     overrides = RECIPE + [
         f"model={args.model}", f"variant={variant}", f"data.root={paths['root']}",
@@ -115,36 +117,65 @@ def train_one(data: dict, world: str, variant: str, seed: int, args, run_dir: Pa
         return train(cfg)
 
 
+def run_one(job: dict) -> dict:
+    """One training run and its evaluation (in this process or a pool's worker)."""
+    args, world, seed, variant, paths = job["args"], job["world"], job["seed"], job["variant"], job["paths"]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    test = load_test_set(ListDataset(paths["root"], read_list(paths["test_list"]),
+                                     SceneText(captions_dir=paths["captions_dir"]), list_name="test list"))
+    with open(job["log"], "w") as log:
+        summary = train_one(paths, variant, seed, args, job["run_dir"], log)
+    rows, preds = evaluate_with_controls(summary["model"].eval(), test, world, seed)
+    if variant == "baseline":  # a reference that needs no model, one per world and seed
+        rows["flat"] = score(flat_at_true_median(test["depth"]), test["depth"])
+    shutil.rmtree(job["run_dir"], ignore_errors=True)  # its checkpoints are not results
+    return {"world": world, "seed": seed, "variant": variant, "steps": summary["step"],
+            "train_seconds": round(summary["seconds"], 1), "images_per_s": round(summary["images_per_s"], 2),
+            "metrics": rows, "picture": report.picture(test, preds["right"], args.pictures) if seed == 0 else None}
+
+
+def _results(jobs: list, workers: int):
+    """Yield each job's result as it completes."""
+    if workers <= 1:
+        yield from map(run_one, jobs)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from (future.result() for future in as_completed([pool.submit(run_one, job) for job in jobs]))
+
+
 def run(args) -> int:
     check_arguments(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    runs = [(w, s, v) for w in args.world_list for s in range(args.seeds) for v in args.variant_list]
-    machine = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_before": os.getloadavg()}
+    machine = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "jobs": args.jobs,
+               "load_before": os.getloadavg()}
     staged = StagedFolder(args.out)
     started = time.monotonic()
     try:
         out = staged.path
         (out / "logs").mkdir(parents=True)
-        results, pictures, data = [], {}, None
-        bar = tqdm(runs, desc="text-prior", unit="run")
-        for world, seed, variant in bar:
-            bar.set_postfix_str(f"{world} seed {seed} {variant}")
-            if data is None or data["key"] != (world, seed):  # new rooms for each world and seed
-                data = dict(make_data(staged.staging / "data" / f"{world}_{seed}", world, seed, args), key=(world, seed))
-            run_dir = staged.staging / "runs" / f"{world}_{seed}_{variant}"
-            with open(out / "logs" / f"{world}_seed{seed}_{variant}.log", "w") as log:
-                summary = train_one(data, world, variant, seed, args, run_dir, log)
-            model = summary["model"].eval()
-            rows, preds = evaluate_with_controls(model, data["test"], world, seed)
-            results.append({"world": world, "seed": seed, "variant": variant, "steps": summary["step"],
-                            "train_seconds": round(summary["seconds"], 1),
-                            "images_per_s": round(summary["images_per_s"], 2), "metrics": rows})
-            if seed == 0:
-                pictures[(world, variant)] = report.picture(data["test"], preds["right"], args.pictures)
-            tqdm.write(f"{world} seed {seed} {variant}: AbsRel {rows['right']['abs_rel']:.3f}"
+        jobs = []
+        for world in args.world_list:
+            for seed in range(args.seeds):  # new rooms for each world and seed, the same for every variant
+                paths = make_data(staged.staging / "data" / f"{world}_{seed}", world, seed, args)
+                jobs += [{"args": args, "world": world, "seed": seed, "variant": v, "paths": paths,
+                          "run_dir": staged.staging / "runs" / f"{world}_{seed}_{v}",
+                          "log": out / "logs" / f"{world}_seed{seed}_{v}.log"} for v in args.variant_list]
+        results, pictures = [], {}
+        bar = tqdm(total=len(jobs), desc="text-prior", unit="run")
+        for r in _results(jobs, args.jobs):
+            picture = r.pop("picture")
+            if picture is not None:
+                pictures[(r["world"], r["variant"])] = picture
+            results.append(r)
+            rows = r["metrics"]
+            bar.update(1)
+            tqdm.write(f"{r['world']} seed {r['seed']} {r['variant']}: AbsRel {rows['right']['abs_rel']:.3f}"
                        + (f" (shuffled {rows['shuffled']['abs_rel']:.3f}, constant {rows['constant']['abs_rel']:.3f})"
-                          if "shuffled" in rows else "") + f", {summary['seconds']:.0f} s training")
+                          if "shuffled" in rows else "") + f", {r['train_seconds']:.0f} s training")
+        order = {key: i for i, key in enumerate((j["world"], j["seed"], j["variant"]) for j in jobs)}
+        results.sort(key=lambda r: order[(r["world"], r["seed"], r["variant"])])
         bar.close()
         machine["load_after"] = os.getloadavg()
         settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("world_list", "variant_list")}
