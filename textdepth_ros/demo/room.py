@@ -3,8 +3,9 @@ seen by the camera the demo model was trained with (NYU's Kinect scaled to the i
 size: a checkpoint's focal-length correction is then a no-op), sliding sideways.
 
 The first half of the sequence is the room at its medium size (about 4 m deep), the
-second half the same room twice as large: the same pictures (doubling is exact in the
-renderer) and twice the depth. Only the description tells the halves apart, and it
+second half the same room twice as large (camera path included): a picture of it looks
+exactly like the smaller room's from the matching place (doubling is exact in the
+renderer) and has twice the depth. Only the description tells the halves apart, and it
 changes with them, so a model that reads the text rescales its depth and stays right.
 The room is not one the demo model was trained on (its rooms are drawn at random).
 """

@@ -19,13 +19,12 @@ import multiprocessing
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from textdepth_ros.atomic_io import StagedFolder
+from textdepth_ros.atomic_io import StagedFolder, terminate_as_interrupt
 from textdepth_ros.data.dataset import ListDataset
 from textdepth_ros.data.generate import WORLDS, generate_dataset
 from textdepth_ros.data.nyu import read_list
@@ -136,34 +135,47 @@ def run_one(job: dict) -> dict:
 
 
 def _results(jobs: list, workers: int):
-    """Yield each job's result as it completes."""
+    """Yield each job's result as it completes. Leaving early (an error, Ctrl-C, SIGTERM)
+    terminates the worker processes (Pool's exit), so no training outlives the command."""
     if workers <= 1:
         yield from map(run_one, jobs)
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield from (future.result() for future in as_completed([pool.submit(run_one, job) for job in jobs]))
+    with multiprocessing.get_context("spawn").Pool(workers, maxtasksperchild=1) as pool:
+        yield from pool.imap_unordered(run_one, jobs)
 
 
 def run(args) -> int:
     check_arguments(args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    staged = StagedFolder(args.out)
+    try:
+        with terminate_as_interrupt():  # SIGTERM cleans up as Ctrl-C does: workers, staging folder
+            experiment(args, staged)
+        staged.commit()  # the rooms and checkpoints (beside staged.path) go with the staging folder
+    except BaseException:
+        staged.discard()
+        raise
+    print(f"wrote {args.out}/: results.md, results.json, pictures, logs/")
+    return 0
+
+
+def experiment(args, staged: StagedFolder) -> None:
+    """Every run, then the report, into staged.path."""
     machine = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "jobs": args.jobs,
                "load_before": os.getloadavg()}
-    staged = StagedFolder(args.out)
     started = time.monotonic()
-    try:
-        out = staged.path
-        (out / "logs").mkdir(parents=True)
-        jobs = []
-        for world in args.world_list:
-            for seed in range(args.seeds):  # new rooms for each world and seed, the same for every variant
-                paths = make_data(staged.staging / "data" / f"{world}_{seed}", world, seed, args)
-                jobs += [{"args": args, "world": world, "seed": seed, "variant": v, "paths": paths,
-                          "run_dir": staged.staging / "runs" / f"{world}_{seed}_{v}",
-                          "log": out / "logs" / f"{world}_seed{seed}_{v}.log"} for v in args.variant_list]
-        results, pictures = [], {}
-        bar = tqdm(total=len(jobs), desc="text-prior", unit="run")
+    out = staged.path
+    (out / "logs").mkdir(parents=True)
+    jobs = []
+    for world in args.world_list:
+        for seed in range(args.seeds):  # new rooms for each world and seed, the same for every variant
+            paths = make_data(staged.staging / "data" / f"{world}_{seed}", world, seed, args)
+            jobs += [{"args": args, "world": world, "seed": seed, "variant": v, "paths": paths,
+                      "run_dir": staged.staging / "runs" / f"{world}_{seed}_{v}",
+                      "log": out / "logs" / f"{world}_seed{seed}_{v}.log"} for v in args.variant_list]
+    results, pictures = [], {}
+    with tqdm(total=len(jobs), desc="text-prior", unit="run") as bar:
         for r in _results(jobs, args.jobs):
             picture = r.pop("picture")
             if picture is not None:
@@ -174,17 +186,10 @@ def run(args) -> int:
             tqdm.write(f"{r['world']} seed {r['seed']} {r['variant']}: AbsRel {rows['right']['abs_rel']:.3f}"
                        + (f" (shuffled {rows['shuffled']['abs_rel']:.3f}, constant {rows['constant']['abs_rel']:.3f})"
                           if "shuffled" in rows else "") + f", {r['train_seconds']:.0f} s training")
-        order = {key: i for i, key in enumerate((j["world"], j["seed"], j["variant"]) for j in jobs)}
-        results.sort(key=lambda r: order[(r["world"], r["seed"], r["variant"])])
-        bar.close()
-        machine["load_after"] = os.getloadavg()
-        settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("world_list", "variant_list")}
-        settings["recipe"] = RECIPE
-        settings["command_line"] = command_line(args)
-        report.write(out, results, pictures, settings, machine, round(time.monotonic() - started))
-        staged.commit()  # the rooms and checkpoints (beside staged.path) go with the staging folder
-    except BaseException:
-        staged.discard()
-        raise
-    print(f"wrote {args.out}/: results.md, results.json, pictures, logs/")
-    return 0
+    order = {key: i for i, key in enumerate((j["world"], j["seed"], j["variant"]) for j in jobs)}
+    results.sort(key=lambda r: order[(r["world"], r["seed"], r["variant"])])
+    machine["load_after"] = os.getloadavg()
+    settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k not in ("world_list", "variant_list")}
+    settings["recipe"] = RECIPE
+    settings["command_line"] = command_line(args)
+    report.write(out, results, pictures, settings, machine, round(time.monotonic() - started))
