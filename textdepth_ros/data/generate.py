@@ -38,7 +38,8 @@ MIN_DEPTH, MAX_DEPTH = 0.5, 9.99
 WORLDS = ("scene", "scale")
 
 
-def _rotation(yaw: float, pitch: float) -> np.ndarray:
+def view_rotation(yaw: float, pitch: float) -> np.ndarray:
+    """Camera rays -> room frame: turned by `yaw` (rad, + = right) and `pitch` (+ = up)."""
     cy, sy, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
     r_yaw = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     r_pitch = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
@@ -51,7 +52,7 @@ def render_room(rng: np.random.Generator, room: Room, height: int, width: int, s
     with a few Kinect-like dropouts (depth 0). `scale`: the factor the room was scaled by
     (scale_world.scaled); the camera's offset scales with it, so the picture does not."""
     intrinsics = nyu_camera(height, width)
-    rotation = _rotation(rng.uniform(-0.35, 0.35), rng.uniform(-0.12, 0.08))
+    rotation = view_rotation(rng.uniform(-0.35, 0.35), rng.uniform(-0.12, 0.08))
     eye = (rng.uniform(-0.3, 0.3) * scale, 0.0, rng.uniform(-0.3, 0.3) * scale)
     rgb, depth = render(room, intrinsics, height, width, eye, rotation, rng)
     depth = np.clip(depth, MIN_DEPTH, MAX_DEPTH)

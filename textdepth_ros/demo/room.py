@@ -1,6 +1,7 @@
 """The demo's scene: one fixed room of the scale-in-words world (data/scale_world.py),
 seen by the camera the demo model was trained with (NYU's Kinect scaled to the image
-size: a checkpoint's focal-length correction is then a no-op), sliding sideways.
+size: a checkpoint's focal-length correction is then a no-op), turned a little to the
+right and down as the training views are, sliding sideways.
 
 The first half of the sequence is the room at its medium size (about 4 m deep), the
 second half the same room twice as large (camera path included): a picture of it looks
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from textdepth_ros.data import scale_world
+from textdepth_ros.data.generate import view_rotation
 from textdepth_ros.data.nyu import nyu_camera
 from textdepth_ros.data.synthetic_scene import Room, render
 
@@ -26,6 +28,7 @@ ROOM = Room(back=4.0, half_width=2.2, floor=1.3, height=2.8,
 # (scale of ROOM, its description) of the first and the second half of the sequence
 HALVES = ((1.0, scale_world.describe(2, 2)), (2.0, scale_world.describe(4, 2)))
 TEXTS = tuple(text for _, text in HALVES)
+YAW, PITCH = 0.15, -0.1  # rad; the training views: yaw within +-0.35, pitch within -0.12..0.08
 
 
 @dataclass
@@ -48,5 +51,6 @@ def sequence(count: int, height: int = 96, width: int = 128):
     for i in range(count):
         scale, text = HALVES[0] if i < count // 2 else HALVES[1]
         eye = (scale * (-0.3 + 0.6 * i / max(count - 1, 1)), 0.0, 0.0)
-        rgb, depth = render(scale_world.scaled(ROOM, scale), K, height, width, eye=eye, rng=np.random.default_rng(i))
+        rgb, depth = render(scale_world.scaled(ROOM, scale), K, height, width, eye=eye, rotation=view_rotation(YAW, PITCH),
+                            rng=np.random.default_rng(i))
         yield Frame(rgb, depth, K, scale, text)
