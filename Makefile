@@ -25,9 +25,9 @@ $(STAMP): requirements.txt setup.py
 demo: venv
 	$(VENV)/bin/textdepth demo --out out/demo
 
-# Re-trains model/demo/rooms_micro.safetensors (committed; ~10 min on 2 cores).
+# Re-trains model/demo/rooms_micro.safetensors (committed; 46 min on 2 busy cores, 1 thread).
 demo-model: venv
-	$(VENV)/bin/textdepth demo-model
+	$(VENV)/bin/textdepth demo-model --threads 1
 
 test: venv
 	$(VPY) -m pytest -q test

@@ -37,7 +37,7 @@ from textdepth_ros.training.config import load_train_config
 def add_arguments(parser) -> None:
     parser.add_argument("--out", default=str(weights_dir() / DEMO_CHECKPOINT),
                         help=f"checkpoint to write (default model/{DEMO_CHECKPOINT}, where `textdepth demo` looks)")
-    parser.add_argument("--steps", type=int, default=2400, help="optimizer steps of batch 4 (default 2400)")
+    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps of batch 4 (default 3000: 25 epochs)")
     parser.add_argument("--n-train", type=int, default=480, help="training images (default 480, 120 rooms)")
     parser.add_argument("--n-test", type=int, default=60, help="held-out images, other rooms (default 60)")
     parser.add_argument("--seed", type=int, default=0, help="rooms and initialisation (default 0)")
