@@ -4,6 +4,7 @@ import re
 
 from ros_helpers import REPO, Client
 from textdepth_ros.bags.evaluator_node import parameters as evaluator_parameters
+from textdepth_ros.ros.auto_text import AUTO_SCORE_TOPIC, AUTO_TEXT_TOPIC
 from textdepth_ros.ros.depth_node import PARAMETERS as DEPTH_PARAMETERS
 
 README = (REPO / "README.md").read_text()
@@ -26,7 +27,7 @@ def test_depth_node_topic_tables_match_the_code():
     subscribed = first_column("| topic |", "### Subscribed topics", "### Published topics")
     assert subscribed == {"image", "image/compressed", "camera_info", "text"}
     published = first_column("| topic |", "### Published topics", "### Parameters")
-    assert published == set(Client.OUTPUTS) | {"/diagnostics"}
+    assert published == set(Client.OUTPUTS) | {"/diagnostics", AUTO_TEXT_TOPIC, AUTO_SCORE_TOPIC}
 
 
 def test_evaluator_node_tables_match_the_code():

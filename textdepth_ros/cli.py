@@ -29,6 +29,7 @@ COMMANDS = {
                            "convert a PixelFormer checkpoint (nyu.pth, kitti.pth) into a textdepth checkpoint"),
     "experiment": ("textdepth_ros.experiments.text_prior",
                    "train the ablation variants on generated rooms and measure what the scene text does (text-prior)"),
+    "set-camera": ("textdepth_ros.set_camera", "show or set the training camera (focal length) a checkpoint records"),
     "export": ("textdepth_ros.export", "export the network to ONNX (text embedding as an input) for onnxruntime/TensorRT"),
 }
 
