@@ -30,6 +30,8 @@ def test_demo_shows_depth_of_the_room_and_rescales_with_the_text(tmp_path):
     before, after = accuracy["halves"]["before"], accuracy["halves"]["after"]
     assert (before["room_scale"], after["room_scale"]) == (1.0, 2.0)
     assert 1.6 < accuracy["median_depth_ratio_after_before"] < 2.5, accuracy
+    # the demo's camera is the one the checkpoint records: focal scaling leaves the depth alone
+    assert "focal scaling auto: depth x1.0000 " in (out / "node.log").read_text()
     assert sorted(p.name for p in out.glob("depth_*.png")) == [f"depth_{i:04d}.png" for i in range(4)]
     ply = (out / "cloud.ply").read_bytes()
     assert ply.startswith(b"ply\nformat binary_little_endian 1.0\n")

@@ -21,12 +21,14 @@ import numpy as np
 import torch
 
 from textdepth_ros.atomic_io import atomic_files
+from textdepth_ros.camera_scale import Camera
 from textdepth_ros.data.dataset import ListDataset
 from textdepth_ros.data.generate import generate_dataset
-from textdepth_ros.data.nyu import read_list
+from textdepth_ros.data.nyu import nyu_camera, read_list
 from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.demo.demo import DEMO_CHECKPOINT, DEMO_SIZE
 from textdepth_ros.demo.room import sequence
+from textdepth_ros.model.checkpoint import set_checkpoint_camera
 from textdepth_ros.experiments.text_controls import evaluate_with_controls, load_test_set, predictions, score
 from textdepth_ros.experiments.text_prior import RECIPE
 from textdepth_ros.paths import config_dir, weights_dir
@@ -105,6 +107,9 @@ def run(args) -> int:
                                f"--n-test {args.n_test} --seed {args.seed} --lr {args.lr:g}",
                     "date": time.strftime("%Y-%m-%d")}
         size = half_precision_copy(Path(tmp) / "run" / "last.safetensors", Path(args.out), measured)
+        # The exact camera of its images (the list's focal column has fx alone, to 4 decimals):
+        # the demo's camera then gets a focal-scaling factor of exactly 1.
+        set_checkpoint_camera(args.out, Camera(*nyu_camera(height, width)[:2], width, height))
     right = held_out["right"]
     print(f"held-out rooms: AbsRel {right['abs_rel']:.3f} (texts shuffled {held_out['shuffled']['abs_rel']:.3f}, "
           f"one constant text {held_out['constant']['abs_rel']:.3f}), RMSE {right['rmse']:.3f} m, delta1 {right['d1']:.3f}")
