@@ -13,8 +13,8 @@ def test_writes_tables_json_pictures_and_logs(tmp_path):
                  "--seeds", "1", "--steps", "2", "--n-train", "4", "--n-test", "3", "--height", "32", "--width", "48",
                  "--pictures", "2", "--threads", "1"])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["logs", "results.json", "results.md", "scale_baseline.png",
-                                                     "scale_tbcp.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["logs", "results.json", "results.md", "scale_all.png",
+                                                     "scale_baseline.png", "scale_tbcp.png"]
     assert not list(tmp_path.glob(".exp.partial-*"))  # the staging folder (rooms, checkpoints) is gone
     results = json.loads((out / "results.json").read_text())
     assert [(r["variant"], r["steps"]) for r in results["runs"]] == [("baseline", 2), ("tbcp", 2)]

@@ -58,7 +58,8 @@ def markdown(results: list, settings: dict, machine: dict, seconds: int) -> str:
         variants = dict.fromkeys(r["variant"] for r in results if r["world"] == world)
         lines += ["", f"Constant text: \"{CONSTANT_TEXT[world]}\". Pictures (seed 0; input | ground truth | "
                   "prediction, both on the ground truth's colour scale): "
-                  + ", ".join(f"[{v}]({world}_{v}.png)" for v in variants), ""]
+                  + ", ".join(f"[{v}]({world}_{v}.png)" for v in variants)
+                  + (f"; [all side by side]({world}_all.png)" if len(variants) > 1 else ""), ""]
     budget = {}
     for r in results:
         budget.setdefault(r["variant"], []).append(r["train_seconds"])
@@ -87,6 +88,19 @@ def picture(test: dict, preds: np.ndarray, count: int) -> np.ndarray:
     return np.vstack(rows)
 
 
+def side_by_side(pictures: dict, world: str, width: int) -> np.ndarray:
+    """input | ground truth | every variant's prediction (in ROWS' order), from the
+    per-variant pictures of one world (each input | truth | prediction, `width` px each)."""
+    variants = [v for v in dict.fromkeys(r[0] for r in ROWS) if (world, v) in pictures]
+    first = pictures[(world, variants[0])]
+    return np.hstack([first[:, :2 * width]] + [pictures[(world, v)][:, 2 * width:] for v in variants])
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    path.write_bytes(png.tobytes())
+
+
 def write(out: Path, results: list, pictures: dict, settings: dict, machine: dict, seconds: int) -> None:
     table = aggregate(results)
     summary = {world: {f"{v}/{c}": cell for (v, c), cell in rows.items()} for world, rows in table.items()}
@@ -95,5 +109,7 @@ def write(out: Path, results: list, pictures: dict, settings: dict, machine: dic
                                                   "runs": results}, indent=1) + "\n")
     (out / "results.md").write_text(markdown(results, settings, machine, seconds))
     for (world, variant), rgb in pictures.items():
-        ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        (out / f"{world}_{variant}.png").write_bytes(png.tobytes())
+        write_png(out / f"{world}_{variant}.png", rgb)
+    for world in dict.fromkeys(w for w, _ in pictures):
+        if sum(w == world for w, _ in pictures) > 1:
+            write_png(out / f"{world}_all.png", side_by_side(pictures, world, settings["width"]))
