@@ -40,7 +40,17 @@ def wrong_size(text: str) -> str:
 @pytest.fixture(scope="module")
 def trained(repo_root, tmp_path_factory):
     """The micro model, variant full, 200 steps of batch 4 on 80 images (20 rooms) at
-    48x64, lr 2e-3; held-out: 20 images of 5 other rooms."""
+    48x64, lr 2e-3; held-out: 20 images of 5 other rooms. One torch thread, as measured:
+    on 2 cores with one other busy process, 2 threads took 107 s here and 1 thread 16 s."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield _train(repo_root, tmp_path_factory)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(repo_root, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("learn")
     paths = generate_dataset(root / "data", n_train=80, n_test=20, height=48, width=64, seed=SEED, world="scale")
     test = load_test_set(ListDataset(paths["root"], read_list(paths["test_list"]),
