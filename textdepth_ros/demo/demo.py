@@ -197,8 +197,9 @@ def print_report(out: Path, s: dict) -> None:
     print(f"  model: {s['model']}")
     if s["weights"].startswith("UNTRAINED"):
         print("  NOTE: the weights are UNTRAINED (no checkpoint): the depth maps show the ROS plumbing,")
-        print("        not a trained model. Pass --checkpoint <file.safetensors> for real depth, or import")
-        print("        PixelFormer's NYU weights to model/pixelformer_nyu.safetensors (see model/README.md).")
+        print(f"        not a trained model. The demo model is model/{DEMO_CHECKPOINT} (`make demo-model` trains")
+        print("        it); or pass --checkpoint <file.safetensors>, or import PixelFormer's NYU weights to")
+        print("        model/pixelformer_nyu.safetensors (see model/README.md).")
     else:
         print(f"  checkpoint: {s['checkpoint']}")
         if s["checkpoint"].endswith(DEMO_CHECKPOINT):
