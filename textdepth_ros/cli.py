@@ -19,6 +19,7 @@ COMMANDS = {
     "info": ("textdepth_ros.info", "parameters per part and FLOPs of a model config"),
     "predict": ("textdepth_ros.predict", "depth of one image + text, saved as .npy and a preview PNG"),
     "demo": ("textdepth_ros.demo.demo", "run the ROS node on a generated sample and write its outputs"),
+    "demo-model": ("textdepth_ros.demo.demo_model", "train the demo's model on generated rooms (make demo-model)"),
     "make-dataset": ("textdepth_ros.data.generate", "write a small synthetic NYU-layout dataset"),
     "train": ("textdepth_ros.train", "train on NYU Depth v2 (one GPU, many with torchrun, or CPU)"),
     "eval": ("textdepth_ros.eval", "evaluate a checkpoint or a folder of predictions (PixelFormer protocol)"),
@@ -26,6 +27,8 @@ COMMANDS = {
     "bag-eval": ("textdepth_ros.bags.bag_eval", "replay a bag through the node (or the model) and score it"),
     "import-pixelformer": ("textdepth_ros.import_pixelformer",
                            "convert a PixelFormer checkpoint (nyu.pth, kitti.pth) into a textdepth checkpoint"),
+    "experiment": ("textdepth_ros.experiments.text_prior",
+                   "train the ablation variants on generated rooms and measure what the scene text does (text-prior)"),
     "set-camera": ("textdepth_ros.set_camera", "show or set the training camera (focal length) a checkpoint records"),
     "export": ("textdepth_ros.export", "export the network to ONNX (text embedding as an input) for onnxruntime/TensorRT"),
 }
