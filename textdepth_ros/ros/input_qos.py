@@ -41,7 +41,7 @@ POLICIES = {  # policy -> (parameter type, enum class or None for an int)
     "history": (Parameter.Type.STRING, HistoryPolicy),
     "depth": (Parameter.Type.INTEGER, None),
 }
-LARGE_IMAGES = "README 'Large images'"
+LARGE_IMAGES = "docs/node.md 'Large images'"
 
 
 def default_input_qos(depth: int = 5) -> QoSProfile:
