@@ -22,6 +22,7 @@ Each problem is reported as `file:line: what`, all of them at once.
 import argparse
 import ast
 import contextlib
+import importlib
 import io
 import re
 import shlex
@@ -161,12 +162,30 @@ def subparser(command: str) -> argparse.ArgumentParser:
     return choices[command]
 
 
+def is_declare(node) -> bool:
+    return isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument" and bool(node.args)
+
+
 @lru_cache(maxsize=None)
-def launch_arguments(launch_file: str) -> frozenset:
+def launch_arguments(launch_file) -> frozenset:
+    """Names of the launch file's DeclareLaunchArgument calls: string literals, and those
+    declared in a comprehension over a table the launch file imports from textdepth_ros
+    (e.g. `for name in TABLE` / `TABLE.items()`), read from that module. No launch import."""
     tree = ast.parse((REPO / "launch" / launch_file).read_text())
-    return frozenset(call.args[0].value for call in ast.walk(tree)
-                     if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "DeclareLaunchArgument"
-                     and call.args and isinstance(call.args[0], ast.Constant))
+    imported = {alias.asname or alias.name: (node.module, alias.name) for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("textdepth_ros")
+                for alias in node.names}
+    names = {node.args[0].value for node in ast.walk(tree) if is_declare(node) and isinstance(node.args[0], ast.Constant)}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp)) and is_declare(node.elt):
+            source = node.generators[0].iter
+            if isinstance(source, ast.Call) and isinstance(source.func, ast.Attribute):  # TABLE.items()
+                source = source.func.value
+            assert isinstance(source, ast.Name) and source.id in imported, (
+                f"{launch_file}: launch arguments declared from {ast.unparse(source)}, which this test cannot read")
+            module, attribute = imported[source.id]
+            names.update(getattr(importlib.import_module(module), attribute))
+    return frozenset(names)
 
 
 @lru_cache(maxsize=None)
@@ -365,3 +384,13 @@ def test_the_checks_catch_what_they_are_for(tmp_path):
         assert expected in text, text
     assert "bad.md:12:" not in text, text  # written by line 11 first, and /d is outside the repository
     assert page.slugs() == {"title"}
+
+
+def test_launch_arguments_declared_from_an_imported_table_are_read(tmp_path):
+    launch = tmp_path / "table.launch.py"
+    launch.write_text("from launch.actions import DeclareLaunchArgument\n"
+                      "from textdepth_ros.cli import COMMANDS\n"
+                      "def generate_launch_description():\n"
+                      "    return [DeclareLaunchArgument('namespace')] + [\n"
+                      "        DeclareLaunchArgument(name) for name, _ in COMMANDS.items()]\n")
+    assert launch_arguments(launch) == {"namespace", *COMMANDS}
