@@ -2,7 +2,9 @@
 the DataLoader that carries their errors out of worker processes as one line.
 
 An item is dict(image [3,H,W] float32 RGB in [0,1], depth [1,H,W] float32 metres
-(0 = invalid), text str, name str (the list's rgb path), index int).
+(0 = invalid), text str, name str (the list's rgb path), index int, input_box: None, or
+for KITTI's KB crop at evaluation the (top, left) of the image within its full-size
+depth, where the prediction goes back before scoring).
 """
 from pathlib import Path
 
@@ -11,13 +13,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from textdepth_ros.data.augment import AugmentConfig, augment
+from textdepth_ros.data import kitti
 from textdepth_ros.data.nyu import Sample, load_depth, load_rgb
 from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.errors import UserError
 
 
-def _to_item(rgb_float: np.ndarray, depth: np.ndarray, text: str, name: str, index: int) -> dict:
+def _to_item(rgb_float: np.ndarray, depth: np.ndarray, text: str, name: str, index: int, input_box=None) -> dict:
     return {
+        "input_box": input_box,
         "image": torch.from_numpy(np.ascontiguousarray(rgb_float.transpose(2, 0, 1))),
         "depth": torch.from_numpy(np.ascontiguousarray(depth))[None],
         "text": text,
@@ -27,13 +31,19 @@ def _to_item(rgb_float: np.ndarray, depth: np.ndarray, text: str, name: str, ind
 
 
 class ListDataset(Dataset):
-    """Samples of a list file. `augment_cfg` None = evaluation (no augmentation)."""
+    """Samples of a list file. `augment_cfg` None = evaluation (no augmentation).
+    `depth_root`: where the depth paths start (KITTI keeps them in another tree; default
+    `root`). `kb_crop`: KITTI's KB crop (data/kitti.py) of image and depth for training,
+    of the image only for evaluation (the prediction is scored in the full frame)."""
 
     def __init__(self, root, samples, scene_text: SceneText, augment_cfg: AugmentConfig = None,
-                 seed: int = 0, depth_loader=load_depth, list_name: str = "list"):
+                 seed: int = 0, depth_loader=load_depth, list_name: str = "list", depth_root=None,
+                 kb_crop: bool = False):
         self.root = root
+        self.depth_root = root if depth_root is None else depth_root
+        self.kb_crop = kb_crop
         self.samples = [s for s in samples if s.depth is not None] if augment_cfg else list(samples)
-        check_files_exist(root, self.samples, list_name)
+        check_files_exist(root, self.samples, list_name, self.depth_root)
         self.scene_text = scene_text
         self.augment_cfg = augment_cfg
         self.seed = seed
@@ -53,18 +63,24 @@ class ListDataset(Dataset):
         sample: Sample = self.samples[index]
         image = load_rgb(self.root, sample)
         if sample.depth is not None:
-            depth = self.depth_loader(self.root, sample)
+            depth = self.depth_loader(self.depth_root, sample)
             if depth.shape != image.shape[:2]:
-                raise UserError(f"depth {Path(self.root) / sample.depth} is {depth.shape[0]}x{depth.shape[1]} but "
+                raise UserError(f"depth {Path(self.depth_root) / sample.depth} is {depth.shape[0]}x{depth.shape[1]} but "
                                 f"its image {Path(self.root) / sample.rgb} is {image.shape[0]}x{image.shape[1]}")
         else:
             depth = np.zeros(image.shape[:2], np.float32)
+        box = kitti.kb_crop_box(*image.shape[:2], name=str(Path(self.root) / sample.rgb)) if self.kb_crop else None
         if self.augment_cfg is not None:
+            if box is not None:
+                image, depth = kitti.kb_crop(image, box), kitti.kb_crop(depth, box)
+                box = None  # a training item is its crop
             rng = np.random.default_rng([self.seed, self.epoch, index])
             image, depth = augment(image, depth, rng, self.augment_cfg)
         else:
             image = image.astype(np.float32) / 255.0
-        return _to_item(image, depth, self.text(index), sample.rgb, index)
+            if box is not None:
+                image = np.ascontiguousarray(kitti.kb_crop(image, box))
+        return _to_item(image, depth, self.text(index), sample.rgb, index, box)
 
 
 class MatDataset(Dataset):
@@ -99,13 +115,17 @@ class MatDataset(Dataset):
         return _to_item(image, self._mat.depth(i), self.text(index), item_name(self.scenes[index], i), index)
 
 
-def check_files_exist(root, samples, list_name: str = "list") -> None:
+def check_files_exist(root, samples, list_name: str = "list", depth_root=None) -> None:
     """Fail before training or evaluating, not hours in, when list entries are missing."""
     root = Path(root)
-    missing = [root / p for s in samples for p in (s.rgb, s.depth) if p is not None and not (root / p).is_file()]
+    depth_root = root if depth_root is None else Path(depth_root)
+    paths = [root / s.rgb for s in samples] + [depth_root / s.depth for s in samples if s.depth is not None]
+    missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise UserError(f"{len(missing)} file(s) of the {list_name} are missing under {root} (first: {missing[0]}); "
-                        f"list paths are relative to the data root")
+        where = str(root) if depth_root == root else f"{root} / {depth_root}"
+        raise UserError(f"{len(missing)} file(s) of the {list_name} are missing under {where} (first: {missing[0]}); "
+                        f"list paths are relative to the data root" +
+                        ("" if depth_root == root else " (depth paths: to the ground-truth root)"))
 
 
 def collate(items) -> dict:
@@ -120,6 +140,7 @@ def collate(items) -> dict:
         "text": [it["text"] for it in items],
         "name": [it["name"] for it in items],
         "index": [it["index"] for it in items],
+        "input_box": [it["input_box"] for it in items],
     }
 
 
