@@ -1,16 +1,17 @@
 """Evaluate depth on NYU Depth v2 (or KITTI) under PixelFormer's protocol (Eigen crop,
 clamping to [1e-3, 10] m, flip test-time augmentation as its post_process_depth,
 per-image metrics averaged over images). KITTI (--dataset kitti, BTS's Eigen test list):
-depth PNG / 256 under --gt-root, the image KB-cropped to 352x1216 and its prediction
-pasted back into the full frame, Garg crop (--crop eigen for KITTI's Eigen crop),
-1e-3..80 m, as PixelFormer's configs/arguments_eval_kittieigen.txt runs it.
+depth PNG / 256 under --gt-root, image and ground truth KB-cropped to 352x1216, Garg crop
+of that (--crop eigen for KITTI's Eigen crop), 1e-3..80 m, as PixelFormer's
+configs/arguments_eval_kittieigen.txt runs it (data/kitti.py says where that differs
+from BTS's original evaluation).
 
 Inputs, one of:
   --checkpoint CKPT          a textdepth_ros checkpoint (.safetensors)
   --pred-dir P               predictions of any other method: float32 metres in .npy at
                              P/<the list's rgb path with .npy>, e.g.
                              P/bathroom/rgb_00045.npy, same size as the ground truth
-                             (KITTI: or 352x1216, the KB crop's, pasted back as above)
+                             (KITTI: 352x1216, the KB crop's; a full-frame one is cut to it)
 Data, one of:
   --data-root D --test-list L   BTS/PixelFormer layout (e.g. nyudepthv2_test_files_with_gt.txt)
   --nyu-mat nyu_depth_v2_labeled.mat   the official 654 test images straight from the .mat
@@ -34,7 +35,7 @@ from textdepth_ros.data.dataset import ListDataset, Loader, MatDataset
 from textdepth_ros.data.nyu import load_depth, read_list
 from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.errors import UserError
-from textdepth_ros.data.kitti import KB_CROP, KITTI_MAX_DEPTH, paste_into_frame
+from textdepth_ros.data.kitti import KB_CROP, KITTI_MAX_DEPTH, kb_crop, kb_crop_box
 from textdepth_ros.metrics import MAX_DEPTH_EVAL, METRIC_NAMES, MetricAverager, evaluate_depth, format_table, protocol_crop
 
 # Paper Table 1 (NYU Depth v2): abs_rel, rmse, log10, d1, d2, d3 (None = not reported).
@@ -157,8 +158,9 @@ def _eval_predictions(args, dataset, crop, per_image) -> dict:
                 raise UserError(f"missing prediction {path} (expected PRED_DIR/<rgb path>.npy)")
             pred = load_prediction(path)
             gt = item["depth"][0].numpy()
-            if item["input_box"] is not None and pred.shape == KB_CROP:
-                pred = paste_into_frame(pred, item["input_box"], gt.shape)  # PixelFormer's KITTI predictions
+            if args.dataset == "kitti" and pred.shape != KB_CROP and pred.shape[0] >= KB_CROP[0] \
+                    and pred.shape[1] >= KB_CROP[1]:
+                pred = kb_crop(pred, kb_crop_box(*pred.shape, name=str(path)))  # a full-frame prediction
             if pred.shape != gt.shape:
                 raise UserError(f"{path}: prediction is {'x'.join(map(str, pred.shape))}, its ground truth "
                                 f"{item['name']} is {'x'.join(map(str, gt.shape))} (predictions must be at the GT's size)")

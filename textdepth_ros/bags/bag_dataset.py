@@ -180,7 +180,8 @@ def select_frames(scan: BagScan, args, first_block: int, skipped: Counter):
             skipped[BEFORE_TEXT] += len(pairs) - len(with_text)
         pairs = with_text
     pairs = take_every(pairs, args.stride, skipped)
-    return split_by_time(pairs, first_block, round(args.block_seconds * 1e9), round(args.gap_seconds * 1e9),
+    start = min((s for s in scan.image_stamps if s is not None), default=0)
+    return split_by_time(pairs, start, first_block, round(args.block_seconds * 1e9), round(args.gap_seconds * 1e9),
                          args.test_fraction, skipped)
 
 
@@ -321,6 +322,9 @@ def run(args) -> int:
         scans.append(scan)
         selected.append(pairs)
     chosen = {split: sum(p.split == split for pairs in selected for p in pairs) for split in ("train", "test")}
+    if not chosen["train"] and not chosen["test"]:
+        raise UserError(f"no colour frame paired with a depth frame and a text (skipped: {_reasons(skipped)}); check "
+                        f"the topics and --sync-tolerance (now {args.sync_tolerance:g} s)")
     if not chosen["train"] or not chosen["test"]:
         empty = "train" if not chosen["train"] else "held-out"
         raise UserError(f"the {empty} split is empty: {chosen['train']} train and {chosen['test']} held-out frames "
@@ -354,7 +358,8 @@ def _finish(writer: DatasetWriter, scans, skipped: Counter, args) -> None:
     skipped.update(writer.skipped)
     for split, name in (("train", "train"), ("test", "held-out")):
         if not writer.lines[split]:
-            examples = "; ".join(f"{r}: {e}" for r, e in writer.examples.items())
+            common = [r for r, _ in writer.skipped.most_common(2)]  # what went wrong most, with one frame each
+            examples = "; ".join(f"{r}: {writer.examples[r]}" for r in common if r in writer.examples)
             raise UserError(f"no usable {name} frame (skipped: {_reasons(skipped)})" + (f"; e.g. {examples}" if examples
                                                                                        else ""))
     for split in ("train", "test"):

@@ -7,7 +7,7 @@ a depth frame goes to at most one colour frame (the closest one wins, as
 message_filters' ApproximateTime would not pair one depth twice either). Colour frames
 left without depth, and depth frames left without colour, are counted.
 
-Splitting: a recording's time line, from its first paired stamp, is cut into blocks of
+Splitting: a recording's time line, from its first image stamp, is cut into blocks of
 `block_ns`; block g (numbered on across recordings, so short bags still add up) is
 held out when round-half-up(g * fraction) steps up at g + 1: with fraction 0.2 the
 held-out blocks are 2, 7, 12, ..., the middle of every five, so the held-out set
@@ -85,14 +85,13 @@ def is_held_out(block: int, fraction: float) -> bool:
     return math.floor((block + 1) * fraction + 0.5) > math.floor(block * fraction + 0.5)
 
 
-def split_by_time(pairs: "list[Pair]", first_block: int, block_ns: int, gap_ns: int, fraction: float,
+def split_by_time(pairs: "list[Pair]", start: int, first_block: int, block_ns: int, gap_ns: int, fraction: float,
                   skipped: Counter) -> "tuple[list[Pair], int]":
-    """Marks each pair of one recording (sorted by stamp) train or test, drops those in a
-    guard gap (counted in `skipped`); returns (the kept pairs, the next recording's first
-    block number)."""
+    """Marks each pair of one recording (sorted by stamp; `start`: its first image stamp)
+    train or test, drops those in a guard gap (counted in `skipped`); returns (the kept
+    pairs, the next recording's first block number)."""
     if not pairs:
         return [], first_block
-    start = pairs[0].image_stamp
     blocks = (pairs[-1].image_stamp - start) // block_ns + 1
     kept = []
     for pair in pairs:

@@ -2,9 +2,7 @@
 the DataLoader that carries their errors out of worker processes as one line.
 
 An item is dict(image [3,H,W] float32 RGB in [0,1], depth [1,H,W] float32 metres
-(0 = invalid), text str, name str (the list's rgb path), index int, input_box: None, or
-for KITTI's KB crop at evaluation the (top, left) of the image within its full-size
-depth, where the prediction goes back before scoring).
+(0 = invalid), text str, name str (the list's rgb path), index int).
 """
 from pathlib import Path
 
@@ -19,9 +17,8 @@ from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.errors import UserError
 
 
-def _to_item(rgb_float: np.ndarray, depth: np.ndarray, text: str, name: str, index: int, input_box=None) -> dict:
+def _to_item(rgb_float: np.ndarray, depth: np.ndarray, text: str, name: str, index: int) -> dict:
     return {
-        "input_box": input_box,
         "image": torch.from_numpy(np.ascontiguousarray(rgb_float.transpose(2, 0, 1))),
         "depth": torch.from_numpy(np.ascontiguousarray(depth))[None],
         "text": text,
@@ -33,8 +30,8 @@ def _to_item(rgb_float: np.ndarray, depth: np.ndarray, text: str, name: str, ind
 class ListDataset(Dataset):
     """Samples of a list file. `augment_cfg` None = evaluation (no augmentation).
     `depth_root`: where the depth paths start (KITTI keeps them in another tree; default
-    `root`). `kb_crop`: KITTI's KB crop (data/kitti.py) of image and depth for training,
-    of the image only for evaluation (the prediction is scored in the full frame)."""
+    `root`). `kb_crop`: KITTI's KB crop (data/kitti.py) of image and depth, for training
+    and evaluation alike (as PixelFormer's loader does)."""
 
     def __init__(self, root, samples, scene_text: SceneText, augment_cfg: AugmentConfig = None,
                  seed: int = 0, depth_loader=load_depth, list_name: str = "list", depth_root=None,
@@ -69,18 +66,15 @@ class ListDataset(Dataset):
                                 f"its image {Path(self.root) / sample.rgb} is {image.shape[0]}x{image.shape[1]}")
         else:
             depth = np.zeros(image.shape[:2], np.float32)
-        box = kitti.kb_crop_box(*image.shape[:2], name=str(Path(self.root) / sample.rgb)) if self.kb_crop else None
+        if self.kb_crop:
+            box = kitti.kb_crop_box(*image.shape[:2], name=str(Path(self.root) / sample.rgb))
+            image, depth = kitti.kb_crop(image, box), kitti.kb_crop(depth, box)
         if self.augment_cfg is not None:
-            if box is not None:
-                image, depth = kitti.kb_crop(image, box), kitti.kb_crop(depth, box)
-                box = None  # a training item is its crop
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            image, depth = augment(image, depth, rng, self.augment_cfg)
+            image, depth = augment(np.ascontiguousarray(image), np.ascontiguousarray(depth), rng, self.augment_cfg)
         else:
             image = image.astype(np.float32) / 255.0
-            if box is not None:
-                image = np.ascontiguousarray(kitti.kb_crop(image, box))
-        return _to_item(image, depth, self.text(index), sample.rgb, index, box)
+        return _to_item(image, depth, self.text(index), sample.rgb, index)
 
 
 class MatDataset(Dataset):
@@ -140,7 +134,6 @@ def collate(items) -> dict:
         "text": [it["text"] for it in items],
         "name": [it["name"] for it in items],
         "index": [it["index"] for it in items],
-        "input_box": [it["input_box"] for it in items],
     }
 
 

@@ -10,11 +10,12 @@ no ground truth for that image (the test list has such lines; they are not score
 Depth PNGs are uint16, metres x 256 (0 = no lidar point).
 
 The KB crop (PixelFormer's --do_kb_crop, the KITTI benchmark's size): the bottom 352
-rows and the middle 1216 columns, top = H - 352, left = int((W - 1216) / 2). Training
-crops image and depth with it, then takes a random 352x1120 window (--input_width
-1120); evaluation crops the image, predicts, and pastes the prediction into a zero
-frame of the ground truth's full size before the evaluation crop (metrics.py: Garg or
-KITTI's Eigen crop, 1e-3..80 m), as its eval.py does.
+rows and the middle 1216 columns, top = H - 352, left = int((W - 1216) / 2), applied to
+image and depth alike. Training then takes a random 352x1120 window (--input_width
+1120). Evaluation scores the 352x1216 crop: PixelFormer's online_eval loader crops the
+ground truth too, so the paste-back into a full frame in its eval.py is a no-op (its
+margins come out 0) and the Garg / KITTI-Eigen crops (metrics.py) are fractions of
+352x1216, not of the full frame as in BTS's original evaluation.
 """
 from pathlib import Path
 
@@ -65,12 +66,3 @@ def kb_crop_box(height: int, width: int, name: str = "image") -> tuple:
 def kb_crop(array: np.ndarray, box: tuple) -> np.ndarray:
     top, left = box
     return array[top:top + KB_CROP[0], left:left + KB_CROP[1]]
-
-
-def paste_into_frame(pred: np.ndarray, box: tuple, shape: tuple) -> np.ndarray:
-    """A prediction of the KB crop placed into a zero frame of the full size (eval.py's
-    pred_depth_uncropped): the zeros outside are clamped to min_depth by the metrics."""
-    full = np.zeros(shape, dtype=np.float32)
-    top, left = box
-    full[top:top + pred.shape[0], left:left + pred.shape[1]] = pred
-    return full

@@ -13,7 +13,6 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from textdepth_ros.data.kitti import kb_crop, paste_into_frame
 from textdepth_ros.metrics import METRIC_NAMES, MetricAverager, evaluate_depth
 
 
@@ -70,14 +69,10 @@ def evaluate_model(model, loader, device, flip_tta=True, amp_dtype=None, crop="e
             images = batch["image"].to(device, non_blocking=True)
             pred = predict(net, images, batch["text"], flip_tta, amp_dtype).cpu().numpy()
             gt = batch["depth"].numpy()
-            boxes = batch.get("input_box") or [None] * len(batch["name"])
             if first_batch_out is not None and not first_batch_out:
-                shown = dict(batch, depth=_crop_like_input(batch["depth"], boxes[0]))
-                first_batch_out.update(batch=shown, pred=pred)
+                first_batch_out.update(batch=batch, pred=pred)
             for b, name in enumerate(batch["name"]):
-                # KITTI's KB crop: the prediction goes back into the full frame (zeros around it)
-                frame = pred[b, 0] if boxes[b] is None else paste_into_frame(pred[b, 0], boxes[b], gt.shape[2:])
-                metrics = evaluate_depth(frame, gt[b, 0], crop=crop, min_depth=min_depth, max_depth=max_depth)
+                metrics = evaluate_depth(pred[b, 0], gt[b, 0], crop=crop, min_depth=min_depth, max_depth=max_depth)
                 averager.add(metrics)
                 if per_image is not None and metrics is not None:
                     per_image.append((name, metrics))
@@ -90,13 +85,6 @@ def evaluate_model(model, loader, device, flip_tta=True, amp_dtype=None, crop="e
         averager = MetricAverager()
         averager.merge_totals(dict(zip(METRIC_NAMES, totals[:-1].tolist())), int(totals[-1].item()))
     return averager.mean()
-
-
-def _crop_like_input(depth: torch.Tensor, box) -> torch.Tensor:
-    """Ground truth [B,1,H,W] cut to the input's KB crop (for image panels), or as it is."""
-    if box is None:
-        return depth
-    return torch.from_numpy(np.ascontiguousarray(kb_crop(depth.numpy().transpose(2, 3, 0, 1), box).transpose(2, 3, 0, 1)))
 
 
 def shard(n: int, rank: int, world: int) -> "list[int]":
