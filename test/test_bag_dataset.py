@@ -235,6 +235,14 @@ def test_pairing_and_splitting_skip_what_cannot_be_used(tmp_path, capsys):
     np.testing.assert_array_equal(np.round(load_depth(out, frame11) * 1000), expected)
     assert SceneText(captions_dir=out).text_for(frame10) == "a first text"
 
+    # Run again over it: --overwrite replaces a dataset bag-dataset wrote, here with every 2nd of the 26 pairs
+    assert textdepth(["bag-dataset", str(bag), "--out", str(out), "--block-seconds", "1.5", "--gap-seconds", "0.15",
+                      "--test-fraction", "0.5", "--stride", "2", "--overwrite"]) == 0
+    again = json.loads((out / "dataset.json").read_text())
+    assert again["skipped"]["skipped by --stride"] == 13 and again["options"]["stride"] == 2
+    assert len(read_frames(out)) == len(list(out.glob("robot_run/rgb_*.png"))) < 19
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+
 
 def _one_error_line(capsys) -> str:
     err = capsys.readouterr().err

@@ -20,7 +20,7 @@ Output (NYU's layout, so nothing downstream is bag-specific):
   OUT/dataset.json                      sources, topics, counts, skipped frames by reason
 Frames that cannot be used are skipped and counted by reason. The folder appears at
 --out only when complete (built beside it and renamed); bad input is one line and
-exit code 2, before anything is written.
+exit code 2, and leaves nothing behind.
 """
 import bisect
 import csv
