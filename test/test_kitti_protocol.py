@@ -264,4 +264,26 @@ def test_kitti_recipe_is_pixelformers_arguments_files(repo_root):
     assert "mask = depth_gt > 1.0" in train_py and t["loss_min_depth"] == 1.0
     from textdepth_ros.training.config import model_config
 
+    assert d["text"] == kitti.KITTI_TEXT == TEXT  # eval --dataset kitti's default text
     assert model_config(cfg)["bins"]["dataset_max"] == 80.0 and model_config(cfg)["bins"]["fixed_min"] == 0.1
+
+
+def test_kitti_bad_input_is_one_line(repo_root, tmp_path, capsys):
+    from textdepth_ros.errors import UserError
+
+    data = write_kitti(tmp_path, frames=((300, 1000),), with_gt=(True,))  # smaller than the KB crop
+    (tmp_path / "pred").mkdir()
+    assert main(["eval", "--pred-dir", str(tmp_path / "pred"), "--dataset", "kitti", "--data-root", data["raw"],
+                 "--gt-root", data["gt"], "--test-list", data["list"], "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "is 1000x300: the KITTI (KB) crop needs at least 1216x352" in err
+    assert main(["eval", "--pred-dir", str(tmp_path / "pred"), "--data-root", data["raw"], "--gt-root", data["gt"],
+                 "--test-list", data["list"], "--out", str(tmp_path / "out")]) == 2
+    assert "--gt-root is for --dataset kitti" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(UserError, match="augment.crop_size must be"):
+        load_train_config(repo_root / "config/train_kitti.yaml", ["data.root=x", "data.train_list=x",
+                                                                   "augment.crop_size=[352]"])
+    with pytest.raises(UserError, match="data.dataset must be one of nyu, kitti"):
+        load_train_config(repo_root / "config/train_kitti.yaml", ["data.root=x", "data.train_list=x",
+                                                                   "data.dataset=kitty"])

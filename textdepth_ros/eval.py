@@ -35,7 +35,7 @@ from textdepth_ros.data.dataset import ListDataset, Loader, MatDataset
 from textdepth_ros.data.nyu import load_depth, read_list
 from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.errors import UserError
-from textdepth_ros.data.kitti import KB_CROP, KITTI_MAX_DEPTH, kb_crop, kb_crop_box
+from textdepth_ros.data.kitti import KB_CROP, KITTI_MAX_DEPTH, KITTI_TEXT, kb_crop, kb_crop_box
 from textdepth_ros.metrics import MAX_DEPTH_EVAL, METRIC_NAMES, MetricAverager, evaluate_depth, format_table, protocol_crop
 
 # Paper Table 1 (NYU Depth v2): abs_rel, rmse, log10, d1, d2, d3 (None = not reported).
@@ -86,8 +86,9 @@ def add_arguments(parser) -> None:
     text = parser.add_argument_group("scene text")
     text.add_argument("--text-template", default="a photo of a {scene}", help="prompt built from the scene folder name")
     text.add_argument("--captions-dir", help="folder with one .txt per image (same relative path as the rgb file)")
-    text.add_argument("--text", help="one fixed description for every image (e.g. KITTI: 'a photo of a street'); "
-                                     "captions still win where they exist")
+    text.add_argument("--text", help="one fixed description for every image (default for --dataset kitti without "
+                                     f"--captions-dir: {KITTI_TEXT!r}, as config/train_kitti.yaml); captions win where "
+                                     "they exist")
     run_opts = parser.add_argument_group("running")
     run_opts.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     run_opts.add_argument("--amp", default="none", choices=list(AMP), help="autocast precision on top of fp32 weights (default none)")
@@ -227,6 +228,8 @@ def run(args) -> int:
         raise UserError("give exactly one of --checkpoint, --config or --pred-dir")
     if args.batch_size < 1 or args.num_workers < 0:
         raise UserError("--batch-size must be >= 1 and --num-workers >= 0")
+    if args.dataset == "kitti" and args.text is None and not args.captions_dir:
+        args.text = KITTI_TEXT  # as config/train_kitti.yaml trains: KITTI's lists name no scene
     scene_text = SceneText(args.text_template, args.captions_dir, args.text)
     dataset = _dataset(args, scene_text)
     if args.limit:

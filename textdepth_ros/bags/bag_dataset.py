@@ -161,7 +161,10 @@ def scan_bag(path, scene: str, args) -> BagScan:
                     if stamp is not None:
                         scan.depth_stamps.append(stamp)
                 elif stamp is not None:
-                    scan.infos.append((stamp, bagio.decode(raw, bagio.CAMERA_INFO_TYPE)))
+                    try:
+                        scan.infos.append((stamp, bagio.decode(raw, bagio.CAMERA_INFO_TYPE)))
+                    except RuntimeError:  # rclpy cannot deserialize it: the nearest readable one serves
+                        continue
     finally:
         reader.close()
     scan.infos.sort(key=lambda item: item[0])
@@ -393,8 +396,8 @@ def _report(out: Path, writer: DatasetWriter, skipped: Counter) -> None:
         print(f"  skipped {n}: {reason}")
     for scene, cam in writer.cameras.items():
         print(f"  {scene}: {cam['width']}x{cam['height']}, fx {cam['fx']:.2f} px")
-    print("train and evaluate on it (captions = the frames' texts; no NYU crop or border mask):\n"
-          f"  textdepth train --config config/train_nyu.yaml --out runs/{out.name} --set data.root={out} "
+    print("train (the NYU recipe) and evaluate on it (captions = the frames' texts; no NYU crop or border mask):\n"
+          f"  textdepth train --out runs/{out.name} --set data.root={out} "
           f"--set data.train_list={out}/train_list.txt --set data.test_list={out}/test_list.txt "
           f"--set data.captions_dir={out} --set eval.crop=none --set augment.border_mask=false\n"
           f"  textdepth eval --checkpoint runs/{out.name}/best_abs_rel.safetensors --data-root {out} "

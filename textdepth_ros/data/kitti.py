@@ -28,6 +28,7 @@ from textdepth_ros.errors import UserError
 KB_CROP = (352, 1216)  # height, width
 KITTI_MAX_DEPTH = 80.0
 DEPTH_SCALE = 256.0  # PNG value / 256 = metres
+KITTI_TEXT = "a photo of a street"  # ours: the lists name no scene type (config/train_kitti.yaml's data.text)
 
 
 def read_kitti_list(path) -> list:
