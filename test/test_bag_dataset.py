@@ -76,7 +76,8 @@ def test_training_from_a_bag_lowers_held_out_abs_rel(room_bag, repo_root, tmp_pa
 
     overrides = [f"data.root={out}", f"data.train_list={out}/train_list.txt", f"data.test_list={out}/test_list.txt",
                  f"data.captions_dir={out}", "eval.crop=none", "augment.border_mask=false", f"log.out_dir={tmp_path}/run",
-                 "train.epochs=4", "train.batch_size=4", "log.save_every=0", "log.image_every=0"]
+                 "train.epochs=4", "train.batch_size=4", "log.save_every=0", "log.image_every=0",
+                 "eval.every_epoch=false", "eval.every_steps=28"]  # evaluated once, at the end (step 28)
     cfg = load_train_config(repo_root / "config/train_tiny.yaml", overrides)
     torch.manual_seed(cfg["train"]["seed"])  # the weights train() starts from
     untrained = build_model("tiny", pretrained=False)
@@ -86,10 +87,11 @@ def test_training_from_a_bag_lowers_held_out_abs_rel(room_bag, repo_root, tmp_pa
     start = evaluate_model(untrained, loader, torch.device("cpu"), crop=None, progress=False)
     summary = train(cfg)
     end, best = summary["eval"], summary["best"]["abs_rel"]
-    print(f"held-out AbsRel {start['abs_rel']:.4f} -> {end['abs_rel']:.4f} after {summary['step']} steps "
-          f"(best {best['value']:.4f} at step {best['step']})")
-    assert end["count"] == start["count"] == 7
-    assert end["abs_rel"] < start["abs_rel"] - MARGIN
+    print(f"held-out AbsRel {start['abs_rel']:.4f} -> {end['abs_rel']:.4f} after {summary['step']} steps")
+    assert summary["step"] == best["step"] == 28 and end["count"] == start["count"] == 7
+    # Measured (docs/training-from-bags.md): end / start 0.537 here; 0.346, 0.578, 0.473 with
+    # data seeds 6, 7 and train seed 1. Evaluations in between do not change the run (fork_rng).
+    assert end["abs_rel"] < 0.8 * start["abs_rel"]
 
     # `eval` on the best checkpoint, with the captions, scores what training recorded.
     assert textdepth(["eval", "--checkpoint", str(tmp_path / "run/best_abs_rel.safetensors"), "--data-root", str(out),
@@ -98,8 +100,6 @@ def test_training_from_a_bag_lowers_held_out_abs_rel(room_bag, repo_root, tmp_pa
     result = json.loads((tmp_path / "eval/results.json").read_text())
     assert result["count"] == 7 and result["abs_rel"] == pytest.approx(best["value"], rel=1e-6)
 
-
-MARGIN = 0.0
 
 
 def test_compressed_topics_and_two_bags(rooms, room_bag, tmp_path):
