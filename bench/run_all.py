@@ -1,5 +1,5 @@
 """Every benchmark of the performance issue in one run (`make bench`), CPU-sized:
-point cloud packing, text cache, node over DDS (tiny, short stream), the node's plumbing
+point cloud packing and the navigation cloud per stride, focal scaling's cost, text cache, node over DDS (tiny, short stream), the node's plumbing
 at 120 Hz with a GIL-free stand-in forward and its latency stage by stage, the
 onnxruntime backend against torch, model speed (tiny, fp32 and bf16 only), half-precision
 weights cast once vs per forward and attention biases kept vs built per forward (paper
@@ -40,6 +40,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import attention_bias_bench
+    import focal_scaling_bench
     import gil_bench
     import half_weights_bench
     import model_speed
@@ -57,6 +58,20 @@ def main(argv=None):
                      pc["pointcloud_ratio"], "<= 2", pc["pointcloud_ratio"] <= 2.0))
         rows.append(("point cloud", "packed / bare into preallocated arrays (info)",
                      pc["pointcloud_ratio_vs_preallocated"], "-", None))
+        nav = pc["navigation"]
+        rows.append(("point cloud", "navigation cloud: bytes per frame, stride 1 / stride 4 (cloud_stride)",
+                     nav["stride 4"]["bytes_ratio"], "== 16", nav["stride 4"]["bytes_ratio"] == 16.0))
+        for name, r in nav.items():
+            if name != "stride 1":
+                rows.append(("point cloud", f"  build + publish, stride 1 / {name} ({r['points']} points) (info)",
+                             r["cost_ratio"], "-", None))
+
+    fs = run("focal scaling", lambda: focal_scaling_bench.main(
+        ["--height", "240", "--width", "320", "--repeats", "3"]), failures)
+    if fs:
+        for k, r in fs["cost"]["factors"].items():
+            rows.append(("focal", f"resize to the training focal / scale the depth, camera at {k:g} x the training "
+                         "focal (tiny 240x320) (info)", r["resize_over_scale"], "-", None))
 
     tc = run("text cache", lambda: text_cache_bench.main(["--frames", "20"]), failures)
     if tc:

@@ -11,14 +11,15 @@ REPO = Path(__file__).resolve().parent.parent
 H, W = 96, 128  # the tiny model runs ~0.05 s/frame at this size on CPU
 
 
-def make_checkpoint(path) -> str:
+def make_checkpoint(path, camera=None) -> str:
+    """A seeded tiny checkpoint; `camera`: the training camera it records (camera_scale.Camera)."""
     import torch
 
     from textdepth_ros.model import build_model
     from textdepth_ros.model.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
-    return str(save_checkpoint(path, build_model("tiny", pretrained=False)))
+    return str(save_checkpoint(path, build_model("tiny", pretrained=False), extra={"camera": camera} if camera else None))
 
 
 class ProcessGroup(NodeProcess):

@@ -1,7 +1,9 @@
 """A camera in its own process, as a driver or `ros2 bag play` is: DEFAULT Fast DDS
 settings unless the caller's environment names a profile. Publishes --count rgb8
 images of --height x --width at --rate Hz with the given reliability once it reads a
-line on stdin, then prints `published N` and exits.
+line on stdin, then prints `published N` and exits. With --alternate S the publisher is
+destroyed and re-created every S seconds, reliable and best effort in turn (a driver
+restarted with other settings), and the last line also says how many of each went out.
 
     python test/camera_publisher.py --topic /cam/image --reliability reliable
 """
@@ -32,6 +34,8 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=640, help="image width")
     parser.add_argument("--wait-for", choices=("any", "reliable"), default="any",
                         help="before 'ready': wait for a subscriber (any), or for every subscriber to be reliable")
+    parser.add_argument("--alternate", type=float, default=0.0,
+                        help="re-create the publisher every this many seconds, switching reliability (0: never)")
     args = parser.parse_args()
     rclpy.init()
     node = rclpy.create_node("camera_publisher")
@@ -44,13 +48,21 @@ def main() -> int:
         rclpy.spin_once(node, timeout_sec=0.1)
     print("ready", flush=True)
     sys.stdin.readline()  # the test says when
+    sent = {"reliable": 0, "best_effort": 0}
+    reliability, switched = args.reliability, time.monotonic()
     for i in range(args.count):
+        if args.alternate and time.monotonic() - switched >= args.alternate:
+            node.destroy_publisher(pub)
+            reliability = "best_effort" if reliability == "reliable" else "reliable"
+            qos.reliability = ReliabilityPolicy[reliability.upper()]
+            pub, switched = node.create_publisher(Image, args.topic, qos), time.monotonic()
         msg.header.stamp.sec, msg.header.stamp.nanosec = 100 + i, 0
         pub.publish(msg)
+        sent[reliability] += 1
         rclpy.spin_once(node, timeout_sec=0)
         time.sleep(1.0 / args.rate)
     time.sleep(2.0)  # let a reliable writer finish repairs before its participant goes
-    print(f"published {args.count}", flush=True)
+    print(f"published {args.count} (reliable {sent['reliable']}, best_effort {sent['best_effort']})", flush=True)
     node.destroy_node()
     rclpy.try_shutdown()
     return 0

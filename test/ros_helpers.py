@@ -24,6 +24,7 @@ from textdepth_ros.ros.diagnostics import diagnostic_values
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_EXE = REPO / ".venv" / "bin" / "depth_node"
+MANAGED_NODE_EXE = REPO / ".venv" / "bin" / "managed_depth_node"
 SMALL_PARAMS = {"model_config": "tiny", "warmup_height": 96, "warmup_width": 128, "diagnostics_period": 0.2}
 
 
@@ -42,9 +43,10 @@ class NodeProcess(node_process.NodeProcess):
     """depth_node started through its console script, the way `ros2 run` starts it."""
 
     def __init__(self, params: dict = None, params_file=None, args=(), log_path=None, namespace=None, remaps=None,
-                 new_session: bool = False, env: dict = None):
+                 new_session: bool = False, env: dict = None, managed: bool = False):
         ros_args = node_process.depth_node_argv(params, params_file, namespace, remaps)[3:]  # from --ros-args on
-        super().__init__([str(NODE_EXE), *args, *ros_args], log_path, new_session=new_session, env=env)
+        exe = MANAGED_NODE_EXE if managed else NODE_EXE
+        super().__init__([str(exe), *args, *ros_args], log_path, new_session=new_session, env=env)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         self.wait_for_log(node_process.READY_LINE, timeout)
@@ -211,6 +213,22 @@ class Client:
     def wait_depth(self, key, timeout: float = 60.0, topics=("depth",)) -> dict:
         self.spin_until(lambda: all(key in self.received[t] for t in topics), timeout, f"outputs {topics} of {key}")
         return {t: self.received[t][key] for t in topics}
+
+    def change_state(self, node: str, transition: str, timeout: float = 60.0) -> None:
+        """A lifecycle transition (`configure`, `activate`, ...) of `node` through its
+        change_state service, as a lifecycle manager calls it; it must succeed."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        service = self.node.create_client(ChangeState, f"{node}/change_state")
+        try:
+            self.spin_until(service.service_is_ready, timeout, f"{node}/change_state")
+            transition_id = getattr(Transition, f"TRANSITION_{transition.upper()}")
+            future = service.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+            self.spin_until(future.done, timeout, f"the {transition} transition")
+            assert future.result().success, f"{transition} failed"
+        finally:
+            self.node.destroy_client(service)
 
     def close(self) -> None:
         self.executor.shutdown()

@@ -1,11 +1,14 @@
 """`textdepth bag-eval` on a generated bag: --offline scores every frame; --live replays
 through a real depth_node process over real DDS, and at a slow rate (nothing dropped)
-its per-frame metrics equal the offline ones, because both run the same checkpoint."""
+its per-frame metrics equal the offline ones, because both run the same checkpoint and
+map the bag's camera onto its training camera the same way (focal scaling: the
+checkpoint records 80 px at 128x96, the bag's camera is NYU's scaled to 128x96)."""
 import math
 
 import pytest
 
 from bag_helpers import H, W, ProcessGroup, load_json, make_checkpoint, textdepth_cmd
+from textdepth_ros.camera_scale import Camera
 from textdepth_ros.cli import main as textdepth
 from textdepth_ros.data.generate import generate_dataset
 from textdepth_ros.metrics import METRIC_NAMES
@@ -21,7 +24,7 @@ def work(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checkpoint(work):
-    return make_checkpoint(work / "tiny_seed0.safetensors")
+    return make_checkpoint(work / "tiny_seed0.safetensors", camera=Camera(80.0, 80.0, W, H))
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +86,10 @@ def test_live_metrics_equal_offline_frame_for_frame(live, offline):
     lat = result["summary"]["latency_ms"]
     assert lat["count"] == N and 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
     assert "end-to-end latency" in log and "frames in 6, out 6, dropped 0" in log
+    factor = "depth x1.2979"  # sqrt(103.7716 * 103.8939) / 80: NYU's fx, fy scaled to 128x96, over 80 px
+    assert len(offline["focal_scaling"]) == 1 and factor in offline["focal_scaling"][0]  # every frame: one camera
+    with open(result["node_log"]) as node_log:
+        assert node_log.read().count(factor) == 1
 
 
 def test_live_outputs_are_written_into_a_new_bag(live, bag):

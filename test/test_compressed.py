@@ -5,6 +5,7 @@ make-bag writing compressed colour / compressedDepth and bag-eval reading them, 
 and live (the same scores as the raw bag, png being lossless)."""
 import math
 import struct
+import time
 import zlib
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage
 
+from hostile_images import hdr, pam, pfm
 from bag_helpers import H, W, ProcessGroup, load_json, make_checkpoint, textdepth_cmd
 from ros_helpers import SMALL_PARAMS, Client, camera_info, int_value, sample_image, serving_node
 from textdepth_ros.cli import main as textdepth
@@ -130,6 +132,65 @@ def test_an_oversize_compressed_frame_is_refused_from_its_header(node):
     finally:
         client.close()
     assert "100000x100000" in node.log() or "100,000" in node.log(), node.log()
+
+
+def test_other_decoders_never_run_whatever_the_format_says(node):
+    """OpenCV decodes by content: a PAM 1x20000 sent as "jpeg" and 1x60000 as "png" were
+    served (min_side bypassed), a 2.3 MB Radiance HDR of 6000x6000 (36 Mpx, over the
+    default max_pixels) was decoded before it failed, a PFM failed with an ERROR. Each is
+    now a counted bad frame, never decoded, with a rate-limited line; the node serves on."""
+    started = time.time()
+    client = Client(outputs=("depth",))
+    try:
+        pub = client.node.create_publisher(CompressedImage, "image/compressed", 10)
+        client.spin_until(lambda: pub.get_subscription_count() > 0 and bool(client.diagnostics), 60, "the node")
+        client.pub_info.publish(camera_info(H, W))
+        hostile = [("jpeg", pam(20_000, 1)), ("png", pam(60_000, 1)), ("rgb8; png compressed bgr8", hdr(6000, 6000)),
+                   ("jpeg", pfm(64, 64))]
+        counts = {key: int_value(client.diagnostics, key) for key in ("bad_frames", "failed_frames",
+                                                                       "frames_too_small", "frames_too_large")}
+        for i, (fmt, data) in enumerate(hostile):  # one at a time, so none is replaced unread
+            pub.publish(compressed(fmt, data, 6_000_000_000 + i))
+            client.spin_until(lambda: int_value(client.diagnostics, "bad_frames") > counts["bad_frames"] + i, 60,
+                              f"hostile frame {i} counted as bad")
+        pub.publish(compressed(*encode_color(sample_image(H, W), "jpeg"), 7_000_000_000))
+        client.wait_depth((7, 0), topics=("depth",))  # still serving
+        assert int_value(client.diagnostics, "bad_frames") == counts["bad_frames"] + len(hostile)
+        for key in ("failed_frames", "frames_too_small", "frames_too_large"):
+            assert int_value(client.diagnostics, key) == counts[key], key
+        assert all(key[0] != 6 for key in client.received["depth"]), "a hostile frame was served"
+    finally:
+        client.close()
+    assert "frame failed" not in node.log(), node.log()
+    # One line per kind every 5 s: the first hostile frame's, unless an earlier test's
+    # unreadable frame had just used the window.
+    skipped = [(float(line.split("] [")[1].rstrip("]")), line) for line in node.log().splitlines()
+               if "image skipped" in line and "could not be decoded" in line]
+    assert all(b[0] - a[0] >= 4.9 for a, b in zip(skipped, skipped[1:])), skipped
+    ours = [line for t, line in skipped if t >= started]
+    assert (ours and "is PAM, not one of the formats read here (jpeg, png" in ours[0]) or \
+        (skipped and skipped[-1][0] > started - 5.0), node.log()
+
+
+def test_untrained_weights_are_the_same_in_every_launch(node):
+    """No checkpoint: the node's random weights come from its `seed` parameter (default 0),
+    so this node and a DepthEstimator built in this process give the same depth (before,
+    each process drew its own weights: two launches differed by metres on one image)."""
+    from textdepth_ros.inference import DepthEstimator
+
+    rgb = sample_image(H, W, seed=11)
+    client = Client(outputs=("depth",))
+    try:
+        pub = client.node.create_publisher(CompressedImage, "image/compressed", 10)
+        client.spin_until(lambda: pub.get_subscription_count() > 0 and bool(client.diagnostics), 60, "the node")
+        pub.publish(compressed(*encode_color(rgb, "png"), 8_000_000_000))  # lossless: the same pixels
+        served = image_to_numpy(client.wait_depth((8, 0))["depth"])
+        text = client.diagnostics["text"]
+    finally:
+        client.close()
+    torch_rng = __import__("torch").rand(3)  # this process's random state has moved on: it must not matter
+    here = DepthEstimator("tiny", device="cpu").predict(rgb, text).depth
+    assert torch_rng.shape == (3,) and np.allclose(served, here, rtol=1e-4, atol=1e-5), float(np.abs(served - here).max())
 
 
 # ------------------------------------------------------------------ bags

@@ -17,6 +17,8 @@ FORBIDDEN = {
     "data": {"ros", "bags", "demo", "rclpy"},
     "training": {"ros", "bags", "demo", "rclpy"},
     "metrics": {"ros", "bags", "demo", "model", "rclpy"},
+    "scene_recognition": {"ros", "bags", "demo", "rclpy"},
+    "text_choice": {"ros", "bags", "demo", "model", "inference", "rclpy"},
 }
 
 

@@ -2,7 +2,9 @@
 against the node as a real process: run-time changes take effect, fixed ones and bad
 values are refused with a reason, descriptors say what each one is, and bad values at
 start-up give one clear line and a non-zero exit."""
+import re
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +15,8 @@ from rclpy.parameter_client import AsyncParameterClient
 
 from ros_helpers import SMALL_PARAMS, NodeProcess, Stamps, camera_info, int_value, module_node_and_client, sample_image
 from textdepth_ros.ros.conversions import image_to_numpy
-from textdepth_ros.ros.depth_node import DepthNode
+from textdepth_ros.ros.depth_node import THROTTLE_S, DepthNode
+from textdepth_ros.ros.input_qos import STALL_S, WARN_PERIOD_S
 from textdepth_ros.ros.pointcloud import pointcloud2_to_array
 
 H, W = 64, 80
@@ -145,6 +148,34 @@ def test_descriptors_describe_each_parameter(params):
     assert not live.read_only and "NaN" in live.description
     assert (live.floating_point_range[0].from_value, live.floating_point_range[0].to_value) == (0.0, 1000.0)
     assert params.describe("warmup_height").integer_range[0].from_value == 1
+
+
+def test_a_flood_of_changes_logs_a_line_per_period_and_always_the_newest_value(node, params):
+    """A script or a slider setting a parameter 100 times in a row gave 100 INFO lines;
+    now the first comes at once, then at most one per THROTTLE_S, and the last line holds
+    the newest value (as for scene texts)."""
+    start = len(node.log())
+    original = params.get("max_uncertainty")
+    began = time.monotonic()
+    for value in [round(0.01 * i, 2) for i in range(1, 100)] + [original]:
+        assert params.set("max_uncertainty", value).successful
+    elapsed = time.monotonic() - began
+    params.client.spin_until(lambda: "changes since the last line" in node.log()[start:], 3 * THROTTLE_S,
+                             "the line with the newest value")
+    lines = [line for line in node.log()[start:].splitlines() if "parameters set:" in line]
+    assert f"max_uncertainty={original!r} (the newest of" in lines[-1], lines
+    assert len(lines) <= 2 + elapsed / THROTTLE_S, lines
+
+
+def test_frames_that_stop_while_the_camera_stays_are_reported(node, client):
+    """The client's camera sent frames, then stopped, its publisher still matched (a hung
+    driver, a best-effort stream lost on the way): one warning, rate-limited. Before, only
+    a camera that had never sent anything was reported. (The test above was silent for
+    seconds: usually the warning is already there.)"""
+    if not client.received["depth"]:  # run alone: let frames arrive first
+        frame(client)
+    pattern = r"/image: 1 publisher\(s\) matched .* but no message in the last \d+ s \(\d+ before"
+    client.spin_until(lambda: re.search(pattern, node.log()), STALL_S + WARN_PERIOD_S + 5, "the stall warning")
 
 
 @pytest.mark.parametrize("value,expected", [

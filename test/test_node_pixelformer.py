@@ -15,6 +15,7 @@ from pixelformer_reference import build_reference, save_like_pixelformer
 from ros_helpers import SMALL_PARAMS, Stamps, camera_info, connected_client, serving_node
 from test_pixelformer_import import PHOTO, read_rgb, reference_depth, relative
 from textdepth_ros.cli import main as textdepth
+from textdepth_ros.data.nyu import NYU_FOCAL
 from textdepth_ros.ros.conversions import image_to_numpy
 
 pytestmark = pytest.mark.timeout(300)
@@ -38,10 +39,12 @@ def test_node_publishes_pixelformers_depth_for_a_real_photo(imported):
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     with serving_node(params) as node, connected_client(image_qos=reliable) as client:
         client.wait_reliable_image_subscription()  # one frame, not a stream: send it once the node follows
-        key = client.send_frame(rgb, Stamps.take(), info=camera_info(H, W))
+        # NYU's camera, the one the import records: focal scaling (auto) leaves the depth as it is
+        key = client.send_frame(rgb, Stamps.take(), info=camera_info(H, W, f=NYU_FOCAL))
         depth = image_to_numpy(client.wait_depth(key, timeout=180)["depth"])
         assert client.diagnostics.get("untrained") == "false"
         assert "pixelformer_tiny07 (baseline)" in node.log()
+        assert "focal scaling auto: depth x1.0000" in node.log()
     expected = reference_depth(reference, rgb)
     assert depth.shape == expected.shape == (H, W)
     assert np.isfinite(depth).all() and expected.std() > 0.3

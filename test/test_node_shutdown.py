@@ -1,14 +1,17 @@
 """Stopping depth_node the ways users stop it, while it works: Ctrl-C in a terminal
 (SIGINT to the whole process group), `ros2 launch`'s Ctrl-C (the terminal's SIGINT and
 then launch's own: two in a row), SIGTERM (systemd, docker stop) and SIGHUP (the
-terminal closed). Every one ends with exit code 0, no traceback, no ERROR line and no
-shared-memory segments left, also when the frame in progress outlasts the old 10 s
-wait (which aborted the process, exit -6).
+terminal closed; here to the managed node while active). Every one ends with exit code
+0, no traceback, no ERROR line and no shared-memory segments left, also when the frame
+in progress outlasts the old 10 s wait (which aborted the process, exit -6), and also
+when the signal keeps coming until the process is gone (Python's own teardown takes
+seconds, and a signal landing there killed the node by the default action: -15, -1).
 
 The slow frame is real work: a 1x100000 image (300 KB, small enough for default DDS
 best effort) makes the tiny model pad to 32x100000 and run ~28 s of CPU on one thread.
 """
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -31,11 +34,24 @@ def assert_clean_exit(proc, code):
     assert proc.leftover_shm() == [], "a clean shutdown removes its own shared-memory segments"
 
 
-def start(tmp_path, params, env=None):
-    proc = NodeProcess(params, log_path=tmp_path / "node.log", new_session=True, env=env)
-    proc.wait_ready()
-    client = Client()
-    client.wait_connected()
+def start(tmp_path, params, env=None, managed=False):
+    """A serving node (the managed one configured and activated) and a connected client."""
+    proc = NodeProcess(params, log_path=tmp_path / "node.log", new_session=True, env=env, managed=managed)
+    client = None
+    try:
+        if managed:
+            proc.wait_for_log("unconfigured: waiting for the configure transition")
+            client = Client()
+            client.change_state("/depth_node", "configure")
+            client.change_state("/depth_node", "activate")
+        proc.wait_ready()
+        client = client or Client()
+        client.wait_connected()
+    except BaseException:
+        if client is not None:
+            client.close()
+        proc.kill()
+        raise
     return proc, client
 
 
@@ -46,6 +62,15 @@ def wait_exit(proc, timeout):
     except Exception:
         proc.kill()
         raise AssertionError(f"still running {timeout} s after the signal:\n{proc.log_tail()}")
+
+
+def signal_until_exit(proc, sig, timeout=30):
+    """`sig` to the group, then again every 0.2 s until the process is gone."""
+    deadline = time.monotonic() + timeout
+    while proc.alive() and time.monotonic() < deadline:
+        proc.send_signal(sig)
+        time.sleep(0.2)
+    return wait_exit(proc, 1)
 
 
 def start_slow_frame(client):
@@ -88,20 +113,21 @@ def test_second_signal_stops_at_once_as_under_ros2_launch(tmp_path):
     assert_clean_exit(proc, code)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_sigterm_and_sighup_stop_like_ctrl_c(tmp_path, sig):
-    proc, client = start(tmp_path, SMALL_PARAMS)
+@pytest.mark.parametrize("sig, managed", [(signal.SIGTERM, False), (signal.SIGHUP, True)],
+                         ids=["SIGTERM", "SIGHUP-managed-active"])
+def test_sigterm_and_sighup_again_and_again_stop_like_ctrl_c(tmp_path, sig, managed):
+    proc, client = start(tmp_path, SMALL_PARAMS, managed=managed)
     try:
         key = client.send_frame(sample_image(96, 128), 5_000_000_000, info=camera_info(96, 128))
         client.wait_depth(key)
         for i in range(5):  # leave work in flight when the signal lands
             client.send_frame(sample_image(96, 128), 6_000_000_000 + i, info=camera_info(96, 128))
-        proc.send_signal(sig)
-        code = wait_exit(proc, 30)
+        code = signal_until_exit(proc, sig)
     finally:
         client.close()
         proc.kill()
     assert_clean_exit(proc, code)
+    assert f"{sig.name}: stopping" in proc.log()
 
 
 def test_ctrl_c_while_starting_stops_at_once(tmp_path):

@@ -90,6 +90,80 @@ def test_backend_refuses_a_file_from_another_config_and_a_foreign_file(exported,
         OnnxDepthEstimator(junk, device="cpu")
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--height", "100000"], "--width x --height is 640x100000 = 64,000,000 pixels, over the limit of 16,777,216"),
+    (["--height", "100000", "--width", "100000"], "100000x100000 = 10,000,000,000 pixels"),
+    (["--height", "0"], "--width x --height is empty (640x0)"),
+    (["--height", "64", "--width", "96", "--opset", "7"], "--opset 7 is not supported: the exporter writes opsets 18-23"),
+    (["--height", "64", "--width", "96", "--opset", "99"], "--opset 99 is not supported"),
+], ids=["height-100000", "100000-squared", "height-0", "opset-7", "opset-99"])
+def test_export_refuses_sizes_and_opsets_before_any_work(tmp_path, capsys, args, message):
+    """--height 100000 traced for 600 s up to 3.8 GB; --opset 7 / 99 printed a traceback,
+    wrote opset 18 and exited 0. Now one line before the model is even built (the
+    untrained-weights warning, printed when it is, never appears)."""
+    out = tmp_path / "m.onnx"
+    assert cli_main(["export", "--onnx", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not list(tmp_path.iterdir())
+
+
+def with_metadata(source, target, **changes):
+    """A copy of an exported file whose textdepth_* metadata is changed (None: removed)."""
+    proto = onnx.load(str(source))
+    kept = {p.key: p.value for p in proto.metadata_props}
+    for key, value in changes.items():
+        kept.pop(f"textdepth_{key}", None)
+        if value is not None:
+            kept[f"textdepth_{key}"] = value
+    del proto.metadata_props[:]
+    for key, value in kept.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(target))
+    return target
+
+
+LIES = {
+    "config-not-json": ({"config": "{not json"}, "its textdepth_config metadata is not JSON"),
+    "config-a-list": ({"config": "[1, 2]"}, "the model config is a list, not a mapping"),
+    "height-abc": ({"height": "abc"}, "its textdepth_height metadata is 'abc', not an integer >= 1"),
+    "height-missing": ({"height": None}, "its textdepth_height metadata is None"),
+    "width-0": ({"width": "0"}, "its textdepth_width metadata is '0', not an integer >= 1"),
+    "size-not-the-graphs": ({"height": "48"}, "graph input 'image' has shape [1, 3, 64, 96], but its metadata says "
+                                              "[1, 3, 48, 96]"),
+    "text-width-not-the-graphs": ({"text_width": "7"}, "graph input 'text_embedding' has shape"),
+    "inputs-not-the-graphs": ({"inputs": "image"}, "its graph inputs ['image', 'text_embedding'] are not the ['image']"),
+}
+
+
+@pytest.mark.parametrize("lie", list(LIES))
+def test_backend_refuses_lying_metadata_with_one_line(exported, tmp_path, lie):
+    from textdepth_ros.errors import UserError
+
+    ckpt, path = exported
+    changes, message = LIES[lie]
+    bad = with_metadata(path, tmp_path / "lying.onnx", **changes)
+    with pytest.raises(UserError) as info:
+        OnnxDepthEstimator(bad, checkpoint=ckpt, device="cpu")
+    assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+@pytest.mark.timeout(240)
+def test_depth_node_with_a_lying_onnx_file_exits_with_one_line(exported, tmp_path):
+    from ros_helpers import SMALL_PARAMS, NodeProcess
+
+    ckpt, path = exported
+    bad = with_metadata(path, tmp_path / "lying.onnx", height="abc")
+    node = NodeProcess(dict(SMALL_PARAMS, checkpoint=str(ckpt), backend="onnxruntime", onnx_model=str(bad)))
+    try:
+        code = node.proc.wait(180)
+    finally:
+        node.cleanup()
+    errors = [line for line in node.log().splitlines() if "textdepth_height" in line]
+    assert code != 0 and "Traceback" not in node.log(), node.log()
+    assert len(errors) == 1 and "[FATAL]" in errors[0] and "cannot start" in errors[0], node.log()
+
+
 def test_providers_prefer_the_gpu_when_asked_and_present():
     gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     assert choose_providers("auto", gpu) == (gpu, None)

@@ -15,6 +15,7 @@ from safetensors import safe_open
 
 from pixelformer_reference import build_reference, normalize, reference_shapes, save_like_pixelformer
 from textdepth_ros.cli import main as textdepth
+from textdepth_ros.camera_scale import Camera
 from textdepth_ros.model.checkpoint import describe_mismatch, read_checkpoint
 from textdepth_ros.model.counting import build_on_meta
 from textdepth_ros.model.pixelformer_import import pixelformer_config, rename_pixelformer_state
@@ -52,6 +53,7 @@ def test_imported_checkpoint_predicts_what_pixelformer_predicts(tmp_path, kitti_
     _, config, extra = read_checkpoint(out)
     assert config["bins"]["dataset_max"] == 80.0 and (config["trca"], config["tbcp"]) == (False, False)
     assert extra["imported_from"] == "kitti.pth"
+    assert extra["camera"] == Camera(721.5377, 721.5377, 1216, 352)  # --max-depth 80: PixelFormer's KITTI setting
 
     depth_file = tmp_path / "photo.npy"
     assert textdepth(["predict", "--checkpoint", str(out), "--image", str(PHOTO), "--out", str(depth_file),

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from hostile_images import hdr
 from fs_helpers import require_private_mounts, run_on_tmpfs
 from textdepth_ros.errors import UserError
 from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS, check_pixels, header_size
@@ -80,6 +81,18 @@ def test_a_real_20000_squared_png_is_refused_without_allocating_it(tmp_path):
     assert "20000x20000" in result.stderr
     # The pixels alone are 1,144 MB as BGR; the refusal comes before torch is even imported.
     assert peak_mb < 400, f"predict used {peak_mb:.0f} MB: it decoded the image"
+
+
+def test_formats_without_a_readable_header_are_refused_unread(tmp_path):
+    """A 2.3 MB Radiance HDR of 6000x6000 (36 Mpx, 432 MB decoded) was decoded by OpenCV
+    before the size check refused it: only formats whose header is read are decoded."""
+    image = tmp_path / "scene.jpg"  # the name does not matter: the content decides
+    image.write_bytes(hdr(6000, 6000))
+    result, peak_mb = peak_rss_mb([*PREDICT, "--image", image, "--out", tmp_path / "d.npy"])
+    assert_one_line(result)
+    assert peak_mb < 300, f"predict used {peak_mb:.0f} MB: it decoded the image"
+    assert "is Radiance HDR, not one of the formats read here" in result.stderr
+    assert not list(tmp_path.glob("d*"))
 
 
 def test_max_pixels_option_and_the_shared_check(tmp_path):

@@ -9,6 +9,7 @@ from ros_helpers import REPO, Client
 from test_docs import launch_arguments
 from textdepth_ros.bags.evaluator_node import parameters as evaluator_parameters
 from textdepth_ros.cli import COMMANDS
+from textdepth_ros.ros.auto_text import AUTO_SCORE_TOPIC, AUTO_TEXT_TOPIC
 from textdepth_ros.ros.depth_node import PARAMETERS as DEPTH_PARAMETERS
 
 README, NODE, BAGS = "README.md", "docs/node.md", "docs/bags.md"
@@ -44,7 +45,8 @@ def test_depth_node_parameter_tables_match_the_code(page, heading):
 @pytest.mark.parametrize("page", [README, NODE])
 def test_depth_node_topic_tables_match_the_code(page):
     assert first_column(page, "Subscribed topics", "| topic |") == {"image", "image/compressed", "camera_info", "text"}
-    assert first_column(page, "Published topics", "| topic |") == set(Client.OUTPUTS) | {"/diagnostics"}
+    assert first_column(page, "Published topics", "| topic |") == \
+        set(Client.OUTPUTS) | {"/diagnostics", AUTO_TEXT_TOPIC, AUTO_SCORE_TOPIC}
 
 
 def test_launch_argument_table_matches_the_launch_file():

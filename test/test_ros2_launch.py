@@ -1,11 +1,17 @@
 """The package as a ROS user meets it: built with `colcon build`, started with the real
 `ros2 launch textdepth_ros depth.launch.py` and `ros2 run`, inspected with `ros2 param`
 and `ros2 node`, fed a 640x480 frame from a default-settings reliable publisher (as a
-camera driver is), stopped with Ctrl-C to the whole process group.
+camera driver is), stopped with Ctrl-C to the whole process group; under launch, Ctrl-C
+again and again until the node is gone: launch must report it "finished cleanly" (it
+died of launch's own SIGINT, exit -2, or of SIGABRT, exit -6, before).
 
 One colcon build per session (the `ros2_install` fixture); skipped where ROS 2's
 launch/CLI wheels are absent (see test/ros2_workspace.py)."""
+import os
 import re
+import signal
+import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -13,9 +19,11 @@ import yaml
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from ros2_workspace import environment, ros2, ros2_discovering
-from ros_helpers import Client, camera_info, sample_image
+from ros_helpers import Client, camera_info, int_value, sample_image
 from test_params_file import get_parameters
 from textdepth_ros.ros.conversions import image_to_numpy
+from textdepth_ros.ros.depth_node import PARAMETERS
+from textdepth_ros.ros.input_qos import CHECK_PERIOD_S, STALL_S
 from textdepth_ros.ros.node_process import NodeProcess
 
 pytestmark = pytest.mark.timeout(240)
@@ -26,6 +34,9 @@ NON_DEFAULT = {"default_text": "a loading dock", "max_range": 7.5, "cloud_rgb": 
                "warmup_width": 64, "diagnostics_period": 0.25}
 OUTPUTS = {"depth", "depth/camera_info", "depth/uncertainty", "points", "depth/preview"}
 FRAMES = 5
+LATCHED_TEXT = "a loading dock seen before the node started"
+TEXT_OVERRIDE = {"qos_overrides": {REMAPS["text"]: {"subscription": {"depth": 1}}}}  # one given, the rest not
+SLOW_FRAME = (1, 100_000)  # the tiny model pads it to 32x100000: many seconds of CPU (test_node_shutdown.py)
 
 
 def params_file(tmp_path, node="depth_node", values=None):
@@ -50,6 +61,46 @@ def ctrl_c(proc) -> int:
 def assert_clean_exit(proc, code):
     assert code == 0, proc.log()
     assert "Traceback" not in proc.log(), proc.log()
+
+
+def launched_pid(proc, name: str) -> int:
+    return int(re.search(rf"\[{name}-1\]: process started with pid \[(\d+)\]", proc.log()).group(1))
+
+
+def ctrl_c_again_and_again(proc, name: str) -> int:
+    """Ctrl-C in the terminal (SIGINT to the whole group: the node gets it, and launch
+    forwards its own), then Ctrl-C again every 0.2 s, to the node (launch ignores its
+    later ones), until launch says how the node ended. Returns launch's exit code."""
+    pid = launched_pid(proc, name)
+    try:
+        proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while f"[pid {pid}" not in proc.log().split("process started with pid")[-1] and time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        return proc.proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.stop(timeout=0)
+        raise
+    finally:
+        proc.cleanup()
+
+
+def assert_node_finished_cleanly(proc, name: str):
+    pid = launched_pid(proc, name)
+    assert f"process has finished cleanly [pid {pid}]" in proc.log(), proc.log_tail(30)
+
+
+def text_published_before(install, text: str) -> subprocess.Popen:
+    """The README's way to give the scene text, started before the node: `ros2 topic pub
+    --once` transient local (not waiting for a subscriber; it keeps the publisher)."""
+    return subprocess.Popen(["ros2", "topic", "pub", "--once", "-w", "0", "--keep-alive", "600",
+                             "--qos-durability", "transient_local", REMAPS["text"], "std_msgs/String",
+                             f"data: '{text}'"], env=environment(install), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def serve_one_frame(namespace: str, remaps: dict) -> dict:
@@ -87,21 +138,37 @@ def test_launch_file_arguments_match_the_readme(ros2_install):
 
 
 def test_ros2_launch_in_a_namespace_with_params_file_and_remaps(ros2_install, tmp_path):
+    """Also: `ros2 param dump` shows every parameter (it printed none while QoS overrides
+    were declared without a value), and the scene text published the README's way before
+    the node started is used without a false "no message arrived" warning."""
     argv = ["ros2", "launch", "textdepth_ros", "depth.launch.py", "namespace:=robot1",
-            f"params_file:={params_file(tmp_path)}", *(f"{k}:={v}" for k, v in REMAPS.items())]
+            f"params_file:={params_file(tmp_path, values={**NON_DEFAULT, **TEXT_OVERRIDE})}",
+            *(f"{k}:={v}" for k, v in REMAPS.items())]
+    text_pub = text_published_before(ros2_install, LATCHED_TEXT)
     proc = start(ros2_install, argv, tmp_path, "launch")
     try:
         proc.wait_for_log("ready:", 150)
+        ready = time.monotonic()
         values = get_parameters("/robot1/depth_node", list(NON_DEFAULT))
-        cli = ros2_discovering(ros2_install, "param", "get", "/robot1/depth_node", "max_range",
-                               done=lambda r: r.returncode == 0)
+        dump = ros2_discovering(ros2_install, "param", "dump", "/robot1/depth_node", done=lambda r: r.returncode == 0)
         nodes = ros2_discovering(ros2_install, "node", "list",
                                  done=lambda r: "/robot1/depth_node" in r.stdout).stdout.split()
+        # The text's subscription follows its publisher within a check or two; then a stall
+        # would be reported STALL_S later: let that time pass before other texts come.
+        time.sleep(max(0.0, ready + STALL_S + 5 * CHECK_PERIOD_S - time.monotonic()))
+        text_log = [line for line in proc.log().splitlines() if REMAPS["text"] in line or "scene text" in line]
         served = serve_one_frame("robot1", REMAPS)
     finally:
-        code = ctrl_c(proc)
+        code = ctrl_c_again_and_again(proc, "depth_node")
+        os.killpg(text_pub.pid, signal.SIGINT)
+        text_pub.wait(30)
     assert values == NON_DEFAULT, proc.log()
-    assert "7.5" in cli.stdout, cli.stdout + cli.stderr
+    dumped = yaml.safe_load(dump.stdout)["/robot1/depth_node"]["ros__parameters"]
+    assert set(PARAMETERS) <= set(dumped), dump.stdout + dump.stderr
+    assert {name: dumped[name] for name in NON_DEFAULT} == NON_DEFAULT
+    assert dumped["qos_overrides"] == TEXT_OVERRIDE["qos_overrides"]  # the given one; unset ones are not declared
+    assert f"scene text: '{LATCHED_TEXT}'" in "\n".join(text_log), proc.log()
+    assert not [line for line in text_log if "no message" in line], text_log
     assert "/robot1/depth_node" in nodes
     assert {f"/robot1/{t}" for t in OUTPUTS} <= served["topics"]
     assert set(REMAPS.values()) <= served["topics"]
@@ -112,6 +179,7 @@ def test_ros2_launch_in_a_namespace_with_params_file_and_remaps(ros2_install, tm
     assert [f.name for f in served["out"]["points"].fields] == ["x", "y", "z"]
     assert "warm-up forward 48x64" in proc.log()
     assert_clean_exit(proc, code)
+    assert_node_finished_cleanly(proc, "depth_node")
 
 
 def test_ros2_run_depth_node(ros2_install, tmp_path):
@@ -181,10 +249,14 @@ def rss_mb(pid: int) -> float:
 
 def test_managed_node_under_ros2_lifecycle_set(ros2_install, tmp_path):
     """launch managed:=true; configure loads the model, activate serves, deactivate stops
-    (no subscription left), cleanup frees the model's memory; Ctrl-C ends it cleanly."""
+    (no subscription left), cleanup frees the model's memory. Then, through the lifecycle
+    services: a frame that outlasts the lifecycle (many seconds in the model) is dropped
+    by deactivate, its thread still inside torch, and cleanup frees the model under it;
+    Ctrl-C then ends the process cleanly (it was SIGABRT, exit -6)."""
     node = "/managed/depth_node"
     argv = ["ros2", "launch", "textdepth_ros", "depth.launch.py", "namespace:=managed", "managed:=true",
-            f"params_file:={params_file(tmp_path)}", *(f"{k}:={v}" for k, v in REMAPS.items())]
+            f"params_file:={params_file(tmp_path, values=dict(NON_DEFAULT, min_side=1))}",
+            *(f"{k}:={v}" for k, v in REMAPS.items())]
     proc = start(ros2_install, argv, tmp_path, "managed")
 
     def lifecycle(*args):
@@ -211,10 +283,20 @@ def test_managed_node_under_ros2_lifecycle_set(ros2_install, tmp_path):
         assert "model released" in proc.log()
         rss_cleaned = rss_mb(pid)
         assert "unconfigured" in lifecycle("get", node)
+        client.change_state(node, "configure")
+        client.change_state(node, "activate")
+        client.diagnostics = {}
+        client.spin_until(lambda: client.diagnostics and client.pub_image.get_subscription_count(), 30, "serving")
+        received = int_value(client.diagnostics, "frames_received")
+        client.send_frame(np.zeros((*SLOW_FRAME, 3), np.uint8), 9_000_000_000, info=camera_info(*SLOW_FRAME))
+        client.spin_until(lambda: int_value(client.diagnostics, "frames_received") > received, 60, "the slow frame")
+        client.spin_for(1.0)  # the worker has taken it and is inside the forward pass
+        client.change_state(node, "deactivate")
+        client.change_state(node, "cleanup")
     finally:
         if client is not None:
             client.close()
-        code = ctrl_c(proc)
+        code = ctrl_c_again_and_again(proc, "managed_depth_node")
     print(f"managed node RSS: unconfigured {rss_unconfigured:.0f} MB, configured {rss_configured:.0f} MB, "
           f"after cleanup {rss_cleaned:.0f} MB")
     # configure imports torch too (~600 MB of libraries that stay); the tiny model's weights
@@ -222,6 +304,8 @@ def test_managed_node_under_ros2_lifecycle_set(ros2_install, tmp_path):
     assert rss_configured - rss_unconfigured > 150
     assert rss_cleaned < rss_configured - 75  # measured: 116 MB less (without malloc_trim: 94 MB more)
     assert_clean_exit(proc, code)
+    assert "dropped the frame in progress" in proc.log()
+    assert_node_finished_cleanly(proc, "managed_depth_node")
 
 
 def test_a_second_ctrl_c_during_teardown_is_ignored(tmp_path):

@@ -4,12 +4,14 @@ import math
 import pytest
 import torch
 
+from textdepth_ros.camera_scale import Camera
 from textdepth_ros.data.generate import generate_dataset
 from textdepth_ros.data.dataset import ListDataset, collate
 from textdepth_ros.data.nyu import read_list
-from textdepth_ros.data.scene_text import SceneText
+from textdepth_ros.data.scene_text import SceneText, scene_name
 from textdepth_ros.model import build_model
 from textdepth_ros.model.checkpoint import read_checkpoint
+from textdepth_ros.scene_recognition import scene_vocabulary
 from textdepth_ros.train import train
 from textdepth_ros.training.config import load_train_config
 from textdepth_ros.training.evaluate import evaluate_model
@@ -140,7 +142,13 @@ def test_short_training_lowers_loss_and_abs_rel(repo_root, tmp_path):
     print(f"loss {sum(losses[:3]) / 3:.3f} -> {sum(losses[-3:]) / 3:.3f}; abs_rel {before['abs_rel']:.3f} -> "
           f"{after['abs_rel']:.3f}; {summary['images_per_s']:.2f} images/s")
     assert (tmp_path / "run/best_abs_rel.safetensors").is_file() and (tmp_path / "run/last_state.pt").is_file()
+    # the training camera: the list's focal column (NYU's scaled to 128 px wide) at the images' size
+    camera = read_checkpoint(tmp_path / "run/best_abs_rel.safetensors")[2]["camera"]
+    assert camera == Camera(103.7716, 103.7716, 128, 96)
     assert list((tmp_path / "run/tb").iterdir()) and "kitchen" in (tmp_path / "run/texts.txt").read_text()
+    # The checkpoint records the scene types and template its texts came from (the node's text_source auto).
+    trained_scenes = sorted({scene_name(s.scene) for s in read_list(data["train_list"])})
+    assert scene_vocabulary(tmp_path / "run/best_abs_rel.safetensors")[:2] == ("a photo of a {scene}", trained_scenes)
 
 
 def _only_error_line(err: str, command: str) -> str:

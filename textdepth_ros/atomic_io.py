@@ -1,14 +1,25 @@
 """Outputs that appear whole or not at all.
 
-Each output is written under a hidden temporary name in its own folder and renamed into
-place only when everything was written (a rename within one filesystem is atomic). A
-full disk, a read-only folder, an exception, Ctrl-C or SIGTERM removes the temporaries
-and leaves whatever was at the targets before; a SIGKILL can leave a hidden
-`.NAME.tmp-PID` file (or a marked `.NAME.partial-*` staging folder, which the next run
-removes), never a truncated output under the real name.
+Each output is written inside a hidden temporary folder beside it (`.NAME.tmp-PID-TOKEN/
+NAME`, so the name and suffix stay as the writer expects, and a writer's own
+temporaries, such as safetensors', land there too) and renamed into place only when
+everything was written (a rename within one filesystem is atomic). A full disk, a
+read-only folder, an exception, Ctrl-C or SIGTERM removes the temporaries and leaves
+whatever was at the targets before, with one UserError line for a write failure (also
+the ones safetensors and torch.save raise as their own exception types). Outputs get
+the process's normal file mode (0666 less the umask), whatever mode a writer chose.
+
+A SIGKILL can leave a temporary folder (or a marked `.NAME.partial-*` staging folder):
+the writer holds an flock on its folder while it writes, so the next write to the same
+target removes the folders nobody holds (and says so in one line), never a live
+process's; a truncated output under the real name never exists.
 """
+import errno
+import fcntl
 import glob
+import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,9 +30,108 @@ from pathlib import Path
 from textdepth_ros.errors import UserError
 
 
-def temp_path(target: Path) -> Path:
-    """Hidden sibling of `target` that keeps its suffix (np.save and cv2.imwrite go by it)."""
-    return target.with_name(f".{target.name}.tmp-{os.getpid()}{target.suffix}")
+TEMP_MARK = ".tmp-"
+OURS_FOLDER, OURS_FILE = re.compile(r"\d+-[0-9a-f]{6}"), re.compile(r"\d+(\.[^/]*)?")  # after TEMP_MARK
+log = logging.getLogger("textdepth_ros.atomic_io")
+
+
+def temp_folder(target: Path) -> Path:
+    """A new hidden folder beside `target` for writing it (this process, a random token)."""
+    return target.with_name(f".{target.name}{TEMP_MARK}{os.getpid()}-{os.urandom(3).hex()}")
+
+
+def locked_temp_folder(target: Path) -> tuple:
+    """(folder, fd): a new temporary folder for `target`, held with an exclusive flock
+    (released when the fd closes, also when the process is killed). Where the file system
+    has no locks, the folder is simply not held (and never removed by another writer)."""
+    while True:
+        folder = temp_folder(target)
+        folder.mkdir()
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                os.close(fd)
+                raise
+        try:  # a cleaner that locked it first (between mkdir and flock) has removed it: again
+            if os.path.samestat(os.fstat(fd), os.stat(folder)):
+                return folder, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def clear_stale_temporaries(target: Path) -> list:
+    """Remove temporary folders of writes to `target` that nobody holds any more (killed
+    writers); a live writer's folder is locked and kept. Also the `.NAME.tmp-PID.SUFFIX`
+    files of earlier versions whose process is gone. Returns [(path, bytes)] removed."""
+    removed = []
+    for path in target.parent.glob(f".{glob.escape(target.name)}{TEMP_MARK}*"):
+        tail = path.name[len(target.name) + len(TEMP_MARK) + 1:]
+        try:
+            if OURS_FOLDER.fullmatch(tail) and path.is_dir() and not path.is_symlink():
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live writer
+                try:
+                    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+                    shutil.rmtree(path)
+                finally:
+                    os.close(fd)
+            else:
+                pid = tail.split(".")[0]
+                if not OURS_FILE.fullmatch(tail) or process_alive(int(pid)) or not path.is_file():
+                    continue
+                size = path.stat().st_size
+                path.unlink()
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+        removed.append((path, size))
+    if removed:
+        log.warning(f"removed {len(removed)} stale temporary file(s) of interrupted writes of {target} "
+                    f"({sum(size for _, size in removed) / 1e6:.1f} MB)")
+    return removed
+
+
+def process_umask() -> int:
+    """This process's umask, read without changing it (os.umask sets it, racing other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_failure(exc: Exception, folder: Path):
+    """Why a writer library's own exception (safetensors' SafetensorError, torch.save's
+    RuntimeError) was a failed write, in a few words; None for any other error (a bug
+    keeps its traceback)."""
+    text = " ".join(str(exc).split())
+    found = re.search(r"os error (\d+)\)", text)  # safetensors: "I/O error: No space left ... (os error 28)"
+    if found:
+        return os.strerror(int(found.group(1)))
+    found = re.search(r"failed with strerror: ([^.]+)", text)  # torch: "open file failed with strerror: ..."
+    if found:
+        return found.group(1).strip()
+    if "inline_container" in text or "PytorchStreamWriter" in text:  # torch: a short write, no errno
+        try:
+            stat = os.statvfs(folder)
+        except OSError:
+            return "the write failed"
+        if stat.f_flag & os.ST_RDONLY:
+            return os.strerror(errno.EROFS)
+        if stat.f_bavail * stat.f_frsize < 1 << 20:
+            return os.strerror(errno.ENOSPC)
+        return f"the write failed ({text[:120]})"
+    return None
 
 
 @contextmanager
@@ -48,27 +158,36 @@ def atomic_files(*targets, what: str = "output"):
     """`with atomic_files(a, b) as (tmp_a, tmp_b): write tmp_a, tmp_b` -> a and b replaced
     together on success. A write error (ENOSPC, EROFS, EACCES ...) becomes one UserError."""
     targets = [Path(t) for t in targets]
-    temps = [temp_path(t) for t in targets]
+    folders, locks, temps = [], [], []
     try:
         with terminate_as_interrupt():
             for target in targets:
                 target.parent.mkdir(parents=True, exist_ok=True)
+                clear_stale_temporaries(target)
+                folder, fd = locked_temp_folder(target)
+                folders.append(folder)
+                locks.append(fd)
+                temps.append(folder / target.name)
             yield temps
+            mode = 0o666 & ~process_umask()
             for temp in temps:
+                os.chmod(temp, mode)  # safetensors writes 0600: another user's node could not read it
                 fsync_path(temp)
             for temp, target in zip(temps, targets):
                 os.replace(temp, target)
             for folder in {t.parent for t in targets}:
                 fsync_path(folder)
-    except OSError as exc:
+    except Exception as exc:
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else write_failure(exc, targets[0].parent)
+        if reason is None:
+            raise
         raise UserError(f"cannot write {what} {targets[0] if len(targets) == 1 else targets[0].parent}: "
-                        f"{exc.strerror or exc}") from None
+                        f"{reason}") from None
     finally:
-        for temp in temps:
-            try:
-                temp.unlink(missing_ok=True)
-            except OSError:
-                pass
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        for fd in locks:
+            os.close(fd)
 
 
 def fsync_path(path: Path) -> None:

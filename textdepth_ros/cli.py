@@ -28,6 +28,7 @@ COMMANDS = {
                     "turn RGB-D rosbags into a train / held-out dataset (NYU layout) for train and eval"),
     "import-pixelformer": ("textdepth_ros.import_pixelformer",
                            "convert a PixelFormer checkpoint (nyu.pth, kitti.pth) into a textdepth checkpoint"),
+    "set-camera": ("textdepth_ros.set_camera", "show or set the training camera (focal length) a checkpoint records"),
     "export": ("textdepth_ros.export", "export the network to ONNX (text embedding as an input) for onnxruntime/TensorRT"),
 }
 

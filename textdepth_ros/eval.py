@@ -19,6 +19,13 @@ Data, one of:
 Prints the metric table, writes OUT/results.json (silog, abs_rel, log10, rmse, sq_rel,
 rmse_log, d1, d2, d3, count) and OUT/per_image.csv, both or neither (a failed run
 leaves no partial results). --compare prints the paper's Table 1 beside the result.
+
+Focal scaling (--focal-scaling auto, the default for NYU-style lists): a checkpoint that records its training
+camera has each prediction multiplied by the list's focal length over the training one
+(NYU's 518.8579 px where the list gives none, and for --nyu-mat), so a list from another
+camera is scored at its own scale; a list of the training camera is scored unchanged
+(docs/camera-scale.md). For --dataset kitti the default is off: PixelFormer scores the
+Eigen split's drives (707-721 px) unscaled.
 """
 import csv
 import io
@@ -31,6 +38,7 @@ from torch.utils.data import Subset
 from tqdm import tqdm
 
 from textdepth_ros.atomic_io import atomic_files
+from textdepth_ros.camera_scale import FocalScaling
 from textdepth_ros.data.dataset import ListDataset, Loader, MatDataset
 from textdepth_ros.data.nyu import load_depth, read_list
 from textdepth_ros.data.scene_text import SceneText
@@ -82,6 +90,10 @@ def add_arguments(parser) -> None:
     proto.add_argument("--no-flip", action="store_true", help="disable flip test-time augmentation (on by default, as PixelFormer)")
     proto.add_argument("--min-depth", type=float, default=1e-3, help="min_depth_eval in metres (default 1e-3)")
     proto.add_argument("--max-depth", type=float, help="max_depth_eval in metres (default 10; 80 for kitti)")
+    proto.add_argument("--focal-scaling", choices=["auto", "off"],
+                       help="auto: depth x (the list's focal length / the checkpoint's training focal length) when the "
+                            "checkpoint records its camera; off: never (default auto; off for kitti, as PixelFormer "
+                            "scores KITTI's drives, whose focal lengths differ by 2 %%, unscaled)")
     proto.add_argument("--limit", type=int, help="evaluate only the first N images (a quick check; not the protocol)")
     text = parser.add_argument_group("scene text")
     text.add_argument("--text-template", default="a photo of a {scene}", help="prompt built from the scene folder name")
@@ -182,6 +194,7 @@ def _eval_model(args, dataset, crop, per_image) -> dict:
     device, warning = resolve_device(args.device)
     if warning:
         print(f"warning: {warning}")
+    extra = {}
     if args.checkpoint:
         model, extra = load_checkpoint(args.checkpoint, device=device)
         print(f"checkpoint {args.checkpoint}: {model.config.get('name', '?')} ({model.variant}), "
@@ -189,12 +202,40 @@ def _eval_model(args, dataset, crop, per_image) -> dict:
     else:
         model = build_model(args.config).to(device)
         print(f"warning: evaluating an UNTRAINED {model.config.get('name', '?')} model (no --checkpoint)")
+    factors = ListFocalFactors(FocalScaling(args.focal_scaling, extra.get("camera")))
     if args.amp == "fp16" and device.type != "cuda":
         raise UserError("--amp fp16 needs CUDA (use bf16 on CPU)")
     loader = Loader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.num_workers,
                     pin_memory=device.type == "cuda")
-    return evaluate_model(model, loader, device, flip_tta=not args.no_flip, amp_dtype=AMP[args.amp], crop=crop,
-                          min_depth=args.min_depth, max_depth=args.max_depth, per_image=per_image)
+    metrics = evaluate_model(model, loader, device, flip_tta=not args.no_flip, amp_dtype=AMP[args.amp], crop=crop,
+                             min_depth=args.min_depth, max_depth=args.max_depth, per_image=per_image,
+                             focal_factors=factors)
+    factors.summarize()
+    return metrics
+
+
+class ListFocalFactors:
+    """Each image's focal-scaling factor from its list focal length (fx = fy); prints the
+    first factor's line, and at the end how many distinct factors a mixed list gave."""
+
+    def __init__(self, scaling):
+        self.scaling, self.seen = scaling, {}
+
+    def __call__(self, batch) -> list:
+        out = []
+        height, width = batch["image"].shape[-2:]
+        for focal in batch["focal"]:
+            factor, line = self.scaling.factor(focal, focal, int(width), int(height))
+            if line and not self.seen:
+                tqdm.write(line)
+            self.seen[factor] = self.seen.get(factor, 0) + 1
+            out.append(factor)
+        return out
+
+    def summarize(self) -> None:
+        if len(self.seen) > 1:
+            print(f"focal scaling: {len(self.seen)} different factors over {sum(self.seen.values())} images "
+                  f"(x{min(self.seen):.4f}..x{max(self.seen):.4f}: the list mixes focal lengths)")
 
 
 def write_results(out: Path, metrics: dict, per_image) -> None:
@@ -239,6 +280,8 @@ def run(args) -> int:
     crop = protocol_crop(args.dataset, args.crop or {"nyu": "eigen", "kitti": "garg"}.get(args.dataset, "none"))
     if args.max_depth is None:
         args.max_depth = KITTI_MAX_DEPTH if args.dataset == "kitti" else MAX_DEPTH_EVAL
+    if args.focal_scaling is None:
+        args.focal_scaling = "off" if args.dataset == "kitti" else "auto"
     print(f"{len(dataset)} images, crop {crop or 'none'}, flip TTA {'off' if args.no_flip else 'on'}, "
           f"depth ({args.min_depth}, {args.max_depth}) m, example text: {dataset.text(0)!r}")
     per_image = []

@@ -35,45 +35,61 @@ def check_min_side(height: int, width: int, min_side: int = DEFAULT_MIN_SIDE, wh
                         + (f"; {remedy}" if remedy else ""))
 
 
+def frame_size_problem(height: int, width: int, params, what: str = "image"):
+    """(counter, reason) if a frame is outside params' max_pixels / min_side (the node's
+    parameters), else None; checked on a message's or file header's size before any pixel
+    is read. Empty frames pass: decoding says why."""
+    if height == 0 or width == 0:
+        return None
+    try:
+        check_pixels(height, width, params["max_pixels"], what, "raise the max_pixels parameter to allow it")
+    except UserError as exc:
+        return "too_large", str(exc)
+    try:
+        check_min_side(height, width, params["min_side"], what, "lower the min_side parameter to allow it")
+    except UserError as exc:
+        return "too_small", str(exc)
+    return None
+
+
 def describe_limit(max_pixels: int) -> str:
     side = int(max_pixels ** 0.5)
     return f"{side}x{side}" if side * side == max_pixels else f"{max_pixels:,} pixels"
 
 
-def header_size(path) -> tuple:
-    """(height, width) an image file (a path or a binary file object) claims, read from its
-    header without decoding the pixels; None for a format Pillow does not know (OpenCV
-    reads more formats)."""
-    from PIL import Image, UnidentifiedImageError
+def header_size(path):
+    """(height, width) an image file (a path or bytes) claims, read from its header without
+    decoding the pixels; None when it is not one of the formats `read_rgb` reads."""
+    from textdepth_ros.image_formats import FILE_FORMATS, header_size as format_header_size, identify
 
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # we judge the size ourselves
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    if isinstance(path, (bytes, bytearray)):
+        head = bytes(path[:16])
+    else:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    fmt = identify(head)
+    if fmt not in FILE_FORMATS:
         return None
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
-    return height, width
+    try:
+        return format_header_size(path, fmt)
+    except ValueError:
+        return None
 
 
 def read_rgb(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """HxWx3 uint8 RGB of an image file whose size is within `max_pixels`: the header's
-    claim is checked before decoding (formats Pillow cannot read are decoded under
-    OpenCV's own 2^30-pixel cap and checked after), so no huge decode ever starts."""
+    """HxWx3 uint8 RGB of an image file in one of image_formats.FILE_FORMATS (told by its
+    content) whose header's size is within `max_pixels`, checked before decoding, so no
+    huge decode ever starts; other formats are refused unread."""
     import cv2
+
+    from textdepth_ros.image_formats import FILE_FORMATS, decode
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
-    claimed = header_size(path)
-    if claimed is not None:
-        check_pixels(*claimed, max_pixels, f"image {path}")
     try:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    except cv2.error as exc:  # e.g. over OpenCV's own pixel limit
-        raise UserError(f"cannot read image {path}: {' '.join(str(exc).split())}") from None
-    if bgr is None:
-        raise UserError(f"cannot read image {path} (not an image format OpenCV reads, or a broken file)")
-    check_pixels(*bgr.shape[:2], max_pixels, f"image {path}")
+        bgr = decode(path, FILE_FORMATS, cv2.IMREAD_COLOR, lambda h, w: check_pixels(h, w, max_pixels, f"image {path}"),
+                     what=f"image {path}")
+    except ValueError as exc:
+        raise UserError(f"cannot read {exc}") from None
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

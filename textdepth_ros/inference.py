@@ -70,6 +70,14 @@ def cast_matmul_weights(model: torch.nn.Module, dtype: torch.dtype) -> None:
             module.to(dtype)
 
 
+def build_untrained(config, seed: int = 0, **kwargs) -> torch.nn.Module:
+    """build_model with its random initialisation drawn from `seed` (the process's own
+    random state untouched): two launches of an untrained node give the same depth."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return build_model(config, **kwargs)
+
+
 def own_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A copy of `model` to change without touching the original; the text tower (and its
     cache) stays shared: nothing here changes it."""
@@ -110,11 +118,14 @@ class Prediction:
     # CUDA only: the same span on the GPU's clock (events around upload..copy back). Beside
     # forward_ms it tells a slow GPU from a thread that waited for the GIL or the host.
     device_ms: Optional[float] = None
+    scale: float = 1.0  # the focal-scaling factor depth, uncertainty and range were multiplied by (camera_scale.py)
 
 
 class ServingModel:
     """What every estimator (torch, onnxruntime) shares: a `model` with the text tower
     and config, the depth limits, text-encoder counters, a warm-up."""
+
+    training_camera = None  # camera_scale.py Camera the checkpoint records, or None
 
     def _adopt_config(self, config: dict) -> None:
         self.config = config
@@ -145,11 +156,12 @@ class DepthEstimator(ServingModel):
     CPU `cuda_graphs` does nothing and `describe()` says so. One thread at a time."""
 
     def __init__(self, config="tiny", checkpoint=None, device="auto", fp16=False, variant=None, compile=False,
-                 cuda_graphs=True, graph_sizes=4, compile_cache="", model=None, half_dtype=None):
+                 cuda_graphs=True, graph_sizes=4, compile_cache="", model=None, half_dtype=None, seed=0):
         """`model`: an already built network to serve instead of loading one (the
         benchmarks share one model between several estimators; a half-precision
         estimator serves its own copy of it). `half_dtype`: with fp16, the autocast type
-        instead of the device's default (bf16 on CUDA, for the benchmarks)."""
+        instead of the device's default (bf16 on CUDA, for the benchmarks). `seed`: the
+        untrained weights' (no checkpoint): one seed, one network, in any process."""
         self.device, self.device_warning = resolve_device(device)
         if self.device_warning:
             log.warning(self.device_warning)
@@ -158,8 +170,9 @@ class DepthEstimator(ServingModel):
         elif checkpoint:
             self.model, self.checkpoint_info = load_checkpoint(checkpoint)
             self.untrained = False
+            self.training_camera = self.checkpoint_info.get("camera")
         else:
-            self.model = build_model(config, variant=variant, pretrained=True)
+            self.model = build_untrained(config, seed, variant=variant, pretrained=True)
             self.checkpoint_info = {}
             self.untrained = True
         self.model.eval().to(self.device)

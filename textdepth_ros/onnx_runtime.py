@@ -16,10 +16,11 @@ import cv2
 import numpy as np
 
 from textdepth_ros.errors import UserError
-from textdepth_ros.inference import Prediction, ServingModel, check_rgb
+from textdepth_ros.inference import Prediction, ServingModel, build_untrained, check_rgb
 
 log = logging.getLogger("textdepth_ros.onnx_runtime")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+OUTPUTS = ("depth", "uncertainty", "depth_range")  # what `textdepth export` writes
 
 
 def choose_providers(device: str, available) -> tuple:
@@ -34,21 +35,46 @@ def choose_providers(device: str, available) -> tuple:
     return gpu + ["CPUExecutionProvider"], None
 
 
-def read_metadata(session) -> dict:
-    meta = session.get_modelmeta().custom_metadata_map
+def read_metadata(session, path) -> dict:
+    """What `textdepth export` stored in the file, each field checked, and checked against
+    the graph's own inputs: any lie is one UserError line naming the field."""
+    from textdepth_ros.model.config import config_from_checkpoint
+
+    meta, where = session.get_modelmeta().custom_metadata_map, f"ONNX model '{path}'"
     if "textdepth_config" not in meta:
-        raise UserError("this .onnx file was not written by `textdepth export` (no textdepth metadata)")
-    return {"config": json.loads(meta["textdepth_config"]), "height": int(meta["textdepth_height"]),
-            "width": int(meta["textdepth_width"]), "inputs": meta.get("textdepth_inputs", "image").split(",")}
+        raise UserError(f"{where} was not written by `textdepth export` (no textdepth metadata)")
+    try:
+        config = json.loads(meta["textdepth_config"])
+    except (ValueError, RecursionError):
+        raise UserError(f"{where}: its textdepth_config metadata is not JSON") from None
+    config_from_checkpoint(config, f"{where}: its textdepth_config metadata")  # validated; compared as stored
+    sizes = {}
+    for key, low in (("height", 1), ("width", 1), ("text_width", 0)):
+        value = meta.get(f"textdepth_{key}")
+        if value is None or not value.strip().isdigit() or int(value) < low:
+            raise UserError(f"{where}: its textdepth_{key} metadata is {value!r}, not an integer >= {low}")
+        sizes[key] = int(value)
+    inputs = meta.get("textdepth_inputs", "image").split(",")
+    expected = {"image": [1, 3, sizes["height"], sizes["width"]], "text_embedding": [1, sizes["text_width"]]}
+    graph = {i.name: i.shape for i in session.get_inputs()}
+    if inputs not in (["image"], ["image", "text_embedding"]) or sorted(graph) != sorted(inputs):
+        raise UserError(f"{where}: its graph inputs {sorted(graph)} are not the {inputs} its metadata names")
+    for name in inputs:
+        if list(graph[name]) != expected[name]:
+            raise UserError(f"{where}: its graph input '{name}' has shape {graph[name]}, but its metadata says "
+                            f"{expected[name]}")
+    missing = [o for o in OUTPUTS if o not in {o.name for o in session.get_outputs()}]
+    if missing:
+        raise UserError(f"{where}: its graph has no output {', '.join(missing)}")
+    return {"config": config, "height": sizes["height"], "width": sizes["width"], "inputs": inputs}
 
 
 class OnnxDepthEstimator(ServingModel):
     """DepthEstimator's interface over an onnxruntime session."""
 
-    def __init__(self, onnx_path, config="tiny", checkpoint=None, device="auto"):
+    def __init__(self, onnx_path, config="tiny", checkpoint=None, device="auto", seed=0):
         import onnxruntime as ort
 
-        from textdepth_ros.model import build_model
         from textdepth_ros.model.checkpoint import load_checkpoint
 
         try:
@@ -60,13 +86,14 @@ class OnnxDepthEstimator(ServingModel):
             raise UserError(f"cannot load ONNX model '{onnx_path}': {str(exc).splitlines()[0][:200]}") from None
         if self.device_warning:
             log.warning(self.device_warning)
-        meta = read_metadata(self.session)
+        meta = read_metadata(self.session, onnx_path)
         self.size = (meta["height"], meta["width"])
         if checkpoint:
-            model, _ = load_checkpoint(checkpoint)
+            model, extra = load_checkpoint(checkpoint)
             self.untrained = False
+            self.training_camera = extra.get("camera")
         else:
-            model = build_model(config, pretrained=False)  # the network's weights stay unused here:
+            model = build_untrained(config, seed, pretrained=False)  # the network's weights stay unused here:
             model.load_pretrained(parts=("text_encoder",))  # only CLIP's are needed
             self.untrained = True
         exported = {k: v for k, v in meta["config"].items() if k != "name"}

@@ -9,7 +9,9 @@ train.amp bf16, augment.cutdepth paper).
   torchrun --nproc_per_node 8 -m textdepth_ros.cli train --config ...   (DDP, NCCL)
 
 Writes OUT/best_<metric>.safetensors (one per eval.best_metrics), OUT/last.safetensors +
-OUT/last_state.pt (resume with --resume), OUT/tb/ (TensorBoard), OUT/texts.txt.
+OUT/last_state.pt (resume with --resume), OUT/tb/ (TensorBoard), OUT/texts.txt. Every
+checkpoint records the training camera: the train list's focal length at its images' size
+(training/camera_record.py), so serving can map another camera onto it.
 train.batch_size is the global batch (split over processes, as PixelFormer does).
 """
 import math
@@ -24,18 +26,21 @@ from tqdm import tqdm
 
 from textdepth_ros.data.augment import AugmentConfig
 from textdepth_ros.data.dataset import ListDataset, Loader
-from textdepth_ros.data.kitti import load_kitti_depth, read_kitti_list
+from textdepth_ros.data.kitti import KB_CROP, load_kitti_depth, read_kitti_list
 from textdepth_ros.data.nyu import load_depth, read_list
 from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.errors import UserError
 from textdepth_ros.metrics import protocol_crop
 from textdepth_ros.model import build_model
+from textdepth_ros.model.scene_labels import RECORD_KEY, scene_text_record
 from textdepth_ros.model.warm_start import describe_warm_start, warm_start
 from textdepth_ros.paths import config_dir
 from textdepth_ros.training import distributed, state
 from textdepth_ros.training.best import update_best
+from textdepth_ros.training.camera_record import list_camera
 from textdepth_ros.training.config import load_train_config, model_config
 from textdepth_ros.training.evaluate import evaluate_model, shard
+from textdepth_ros.training.freeze import describe_trainable, freeze
 from textdepth_ros.training.loss import silog_loss
 from textdepth_ros.training.optim import build_optimizer, build_scheduler
 from textdepth_ros.training.tblog import log_panel
@@ -54,7 +59,9 @@ def add_arguments(parser) -> None:
                         help="continue from OUT/last.safetensors + OUT/last_state.pt (refused if they are not one save)")
     parser.add_argument("--init-from", metavar="CHECKPOINT",
                         help="start from this checkpoint's weights wherever name and shape match (e.g. PixelFormer's, "
-                             "imported with import-pixelformer); the rest keep their init; ignored with --resume")
+                             "imported with import-pixelformer); TRCA / TBCP start so that the model keeps its depth "
+                             "(measured on the first training image and printed; docs/warm-start.md); "
+                             "ignored with --resume")
 
 
 def run(args) -> int:
@@ -139,10 +146,18 @@ def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
     warm = init_from and not resume
     model = build_model(model_config(cfg), variant=cfg["variant"], pretrained=t["pretrained"] and not warm)
     if warm:
-        report = warm_start(model, init_from, pretrained=t["pretrained"])
+        # rank 0 measures the start on the first training image, as it is on disk
+        probe = ListDataset(train_set.root, train_set.samples[:1], train_set.scene_text,
+                            depth_loader=train_set.depth_loader, depth_root=train_set.depth_root,
+                            kb_crop=train_set.kb_crop)[0] if ctx.is_main else None
+        report = warm_start(model, init_from, pretrained=t["pretrained"], device=ctx.device,
+                            probe=(probe["image"][None], probe["text"]) if probe else None)
         if ctx.is_main:
             print(describe_warm_start(report))
+    freeze(model, t["freeze"])
     model = model.to(ctx.device)
+    if ctx.is_main:
+        print(describe_trainable(model))
     sampler, loader, test_loader = _loaders(cfg, ctx, train_set, test_set, per_proc)
     steps_per_epoch = sampler.total // images_per_step
     batches_per_epoch = steps_per_epoch * t["accumulate"]
@@ -169,7 +184,14 @@ def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
         print(f"{len(train_set)} train images, {len(texts)} distinct texts (e.g. {next(iter(texts))!r}); "
               f"{ctx.world} process(es) x {per_proc} images, accumulate {t['accumulate']}, "
               f"{steps_per_epoch} steps/epoch, {t['optimizer']}, amp {t['amp']}, device {ctx.device}")
-    extra = {"train_config": cfg}
+    camera, camera_line = list_camera(train_set.root, train_set.samples,
+                                      size=KB_CROP if cfg["data"]["dataset"] == "kitti" else None)
+    if ctx.is_main:
+        print(camera_line)
+    # The scene types and template behind the texts: what the node's text_source auto chooses from;
+    # the camera: its own checkpoint field (camera_scale.py).
+    extra = {"train_config": cfg, RECORD_KEY: scene_text_record(cfg["data"]["text_template"], train_set.scene_names()),
+             "camera": camera}
     summary = {"losses": [], "images": 0, "seconds": 0.0, "eval": None}
 
     def evaluate(step):

@@ -7,6 +7,8 @@
            end-to-end latency (image published -> depth received) percentiles.
 --offline  the same bag straight through the model, no ROS graph: every frame scored.
            With nothing dropped, live and offline metrics agree frame for frame.
+           Focal scaling as the node does it: the bag's camera_info (roi, binning and
+           size applied) against the checkpoint's training camera (--focal-scaling).
 
 Metrics are the PixelFormer protocol (metrics.py; Eigen crop only for 480x640 frames).
 Ground truth: 16UC1 (units of --gt-scale, millimetres by default) or 32FC1 metres,
@@ -21,6 +23,7 @@ from pathlib import Path
 
 
 from textdepth_ros.errors import UserError
+from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE
 from textdepth_ros.yaml_io import read_yaml_mapping
 from textdepth_ros.metrics import format_table
 from textdepth_ros.bags import bagio
@@ -59,6 +62,9 @@ def add_arguments(parser) -> None:
     model.add_argument("--checkpoint", help="trained checkpoint (overrides the params file)")
     model.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides the params file)")
     model.add_argument("--fp16", action="store_true", default=None, help="half-precision autocast (overrides the params file)")
+    model.add_argument("--focal-scaling", choices=["auto", "off"],
+                       help="depth x (the bag camera's focal length / the checkpoint's training one): auto (the params "
+                            "file's default) or off (overrides the params file)")
 
     live = parser.add_argument_group("--live")
     live.add_argument("--rate", type=float, default=1.0, help="replay speed factor (default 1 = the recorded rate)")
@@ -88,9 +94,10 @@ class BagPlan:
     gt_encoding: str = ""
     out_of_order: int = 0
     paired: int = 0
+    unreadable_images: dict = field(default_factory=dict)  # stamp -> why (told before the run)
 
 
-def inspect_bag(args) -> BagPlan:
+def inspect_bag(args, params: dict) -> BagPlan:
     reader = bagio.open_reader(args.bag)
     try:
         table = bagio.topic_table(reader)
@@ -109,21 +116,31 @@ def inspect_bag(args) -> BagPlan:
             text_topic = args.text_topic
         info = args.camera_info_topic if table.get(args.camera_info_topic, ("",))[0] == bagio.CAMERA_INFO_TYPE else None
         plan = BagPlan(str(args.bag), image_topic, depth_topic, image_type, depth_type, text_topic, info)
-        gt_stamps = set()
+        gt_stamps, gt_problem = set(), None
         for topic, _, raw in bagio.iter_raw(reader, [image_topic, depth_topic]):
             stamp = bagio.header_stamp_ns(raw)
             if topic == depth_topic:
                 if not plan.gt_encoding:
-                    plan.gt_encoding = _check_depth(raw, depth_type, topic)
+                    plan.gt_encoding, gt_problem = _check_depth(raw, depth_type, topic, params)
                 gt_stamps.add(stamp)
                 continue
-            if not plan.image_stamps:
-                plan.height, plan.width = _check_colour(raw, image_type, topic).shape[:2]
-            elif stamp <= plan.image_stamps[-1]:
+            if plan.image_stamps and stamp <= plan.image_stamps[-1]:
                 plan.out_of_order += 1
             plan.image_stamps.append(stamp)
+            try:  # every frame's header (raw frames: converted; the first readable one decoded)
+                checked = colour_frame(bagio.decode(raw, image_type), params, decode=not plan.height)
+            except ValueError as exc:
+                plan.unreadable_images[stamp] = str(exc)
+                continue
+            if not plan.height:
+                plan.height, plan.width = checked.shape[:2]
     finally:
         reader.close()
+    if not plan.height:
+        first = next(iter(plan.unreadable_images.values()), "no frames")
+        raise UserError(f"colour image topic {image_topic}: no readable frame ({first})")
+    if not plan.gt_encoding:
+        raise UserError(f"ground-truth depth topic {depth_topic}: no readable frame ({gt_problem})")
     if len(set(plan.image_stamps)) != len(plan.image_stamps):
         raise UserError(f"images on {image_topic} share header stamps: outputs could not be paired with inputs")
     tolerance = int(args.sync_tolerance * 1e9)
@@ -135,32 +152,47 @@ def inspect_bag(args) -> BagPlan:
     if plan.out_of_order:
         print(f"note: {plan.out_of_order} image stamps go backwards in recording order; frames are paired by stamp",
               file=sys.stderr)
+    if plan.unreadable_images:
+        stamp, why = next(iter(plan.unreadable_images.items()))
+        print(f"note: {len(plan.unreadable_images)} colour frame(s) will be skipped as unreadable (first, stamp "
+              f"{stamp}: {why}); they are counted", file=sys.stderr)
     return plan
 
 
-def _check_colour(raw, msgtype, topic):
-    """The first colour frame, decoded as the node will (an RGB array), or a UserError."""
-    from textdepth_ros.ros.compressed import any_to_rgb8
+def colour_frame(msg, params: dict, decode: bool = True):
+    """A colour frame (Image or CompressedImage) as the node takes it: its RGB array
+    (`decode`) or (height, width) from its header (a compressed frame's pixels unread),
+    within the node's max_pixels / min_side. ValueError when the node would skip it."""
+    from textdepth_ros.image_limits import frame_size_problem
+    from textdepth_ros.ros.compressed import any_to_rgb8, compressed_size, is_compressed
 
-    msg = bagio.decode(raw, msgtype)
-    try:
+    size = compressed_size(msg) if is_compressed(msg) else (msg.height, msg.width)
+    problem = frame_size_problem(*size, {"max_pixels": int(params.get("max_pixels", DEFAULT_MAX_PIXELS)),
+                                         "min_side": int(params.get("min_side", DEFAULT_MIN_SIDE))})
+    if problem:
+        raise ValueError(problem[1])
+    if decode:
         return any_to_rgb8(msg)
-    except ValueError as exc:
-        raise UserError(f"colour image topic {topic}: {exc}") from None
+    if not is_compressed(msg):
+        any_to_rgb8(msg)  # a raw frame's check is its conversion (cheap)
+    return size
 
 
-def _check_depth(raw, msgtype, topic) -> str:
-    """The ground truth's encoding (16UC1 / mono16 / 32FC1, compressedDepth included), or a UserError."""
+def _check_depth(raw, msgtype, topic, params: dict) -> tuple:
+    """(the ground truth's encoding, None) for a readable frame (16UC1 / mono16 / 32FC1,
+    compressedDepth included), ("", why) for an unreadable one; a UserError for an
+    encoding bag-eval does not score."""
     from textdepth_ros.ros.compressed import decode_compressed_depth, is_compressed
 
-    msg = bagio.decode(raw, msgtype)
     try:
-        encoding = decode_compressed_depth(msg)[1] if is_compressed(msg) else msg.encoding
+        msg = bagio.decode(raw, msgtype)
+        encoding = (decode_compressed_depth(msg, int(params.get("max_pixels", DEFAULT_MAX_PIXELS)))[1]
+                    if is_compressed(msg) else msg.encoding)
     except ValueError as exc:
-        raise UserError(f"ground-truth depth topic {topic}: {exc}") from None
+        return "", str(exc)
     if encoding not in GT_ENCODINGS:
         raise UserError(f"ground-truth depth topic {topic} has encoding '{encoding}'; supported: {', '.join(GT_ENCODINGS)}")
-    return encoding
+    return encoding, None
 
 
 def _has_partner(sorted_stamps, stamp, tolerance) -> bool:
@@ -185,7 +217,7 @@ def node_parameters(args) -> dict:
     if params is None:
         raise UserError(f"params file {path} has no entry for {node} (its keys: {', '.join(map(str, doc)) or 'none'}); "
                         "key it '/**/depth_node:' (any namespace) or set --params-namespace")
-    for name in ("model_config", "checkpoint", "device", "fp16"):
+    for name in ("model_config", "checkpoint", "device", "fp16", "focal_scaling"):
         value = getattr(args, name)
         if value is not None:
             params[name] = value
@@ -200,16 +232,25 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
     from tqdm import tqdm
 
     from textdepth_ros.inference import DepthEstimator
-    from textdepth_ros.ros.compressed import any_to_rgb8
+    from textdepth_ros.ros.camera_info import image_camera_info
+    from textdepth_ros.ros.focal_scaling import FocalScaling, scale_to_training_camera
     from textdepth_ros.ros.text_input import clean_text
 
     estimator = DepthEstimator(params.get("model_config", "tiny"), params.get("checkpoint") or None,
-                               params.get("device", "auto"), bool(params.get("fp16", False)))
+                               params.get("device", "auto"), bool(params.get("fp16", False)),
+                               seed=int(params.get("seed", 0)))
     encoder = getattr(estimator.model, "text_encoder", None)
     tokenizer, context = getattr(encoder, "tokenizer", None), getattr(encoder, "context_length", 77)
     # The node's rules: its default text until one arrives, each text cleaned the same way.
     text = clean_text(args.text or params.get("default_text", "an indoor scene"), tokenizer, context)[0]
     scorer = make_scorer(args)
+    scaling = FocalScaling(params.get("focal_scaling", "auto"), estimator.training_camera)
+    cameras = CameraInfos(args.bag, plan.camera_info_topic)
+    said = []  # focal scaling's lines, into the report too
+
+    def say(line):
+        said.append(line)
+        tqdm.write(line)
     topics = [plan.image_topic, plan.depth_topic] + ([plan.text_topic] if plan.text_topic else [])
     reader = bagio.open_reader(args.bag)
     try:
@@ -218,25 +259,72 @@ def run_offline(args, plan: BagPlan, params: dict) -> dict:
                 if topic == plan.text_topic:
                     text = clean_text(bagio.decode(raw, bagio.STRING_TYPE).data, tokenizer, context)[0] or text
                 elif topic == plan.depth_topic:
-                    add_bag_ground_truth(scorer, raw, args.gt_scale, msgtype=plan.depth_type)
+                    add_bag_ground_truth(scorer, raw, args.gt_scale, msgtype=plan.depth_type,
+                                         max_pixels=int(params.get("max_pixels", DEFAULT_MAX_PIXELS)))
                 else:
-                    msg = bagio.decode(raw, plan.image_type)
-                    pred = estimator.predict(any_to_rgb8(msg), text)
-                    scorer.add_prediction(bagio.stamp_ns(msg.header), pred.depth, latency_ms=pred.forward_ms)
                     bar.update(1)
+                    stamp = bagio.header_stamp_ns(raw)
+                    try:
+                        msg = bagio.decode(raw, plan.image_type)
+                        rgb = colour_frame(msg, params)
+                    except ValueError as exc:  # skipped and counted, as the node does
+                        if stamp not in plan.unreadable_images and not plan.unreadable_images:
+                            tqdm.write(f"note: a colour frame was skipped as unreadable (stamp {stamp}: {exc}); "
+                                       "further ones are counted", file=sys.stderr)
+                        plan.unreadable_images[stamp] = str(exc)
+                        continue
+                    pred = estimator.predict(rgb, text)
+                    info = _image_info(image_camera_info, cameras.at(stamp), msg.header, rgb.shape[:2])
+                    pred = scale_to_training_camera(scaling, pred, info, say)
+                    scorer.add_prediction(stamp, pred.depth, latency_ms=pred.forward_ms)
     finally:
         reader.close()
-    n = len(plan.image_stamps)
-    return {"mode": "offline", "model": estimator.describe(), "frames_in": n, "frames_out": n, "frames_dropped": 0,
-            "latency_kind": "model forward time", "scorer": scorer}
+    n, skipped = len(plan.image_stamps), len(plan.unreadable_images)
+    return {"mode": "offline", "model": estimator.describe(), "frames_in": n, "frames_out": n - skipped,
+            "frames_dropped": 0, "latency_kind": "model forward time", "focal_scaling": said, "scorer": scorer}
+
+
+class CameraInfos:
+    """The bag's camera_info messages by header stamp: a frame gets the one with its own
+    stamp, else the newest before it, which is the one the node holds when it publishes
+    that frame (drivers publish each frame's camera_info with it)."""
+
+    def __init__(self, bag, topic):
+        self.stamps, self.messages = [], []
+        if topic is None:
+            return
+        reader = bagio.open_reader(bag)
+        try:
+            pairs = sorted(((bagio.header_stamp_ns(raw), bytes(raw)) for _, _, raw in bagio.iter_raw(reader, [topic])),
+                           key=lambda pair: pair[0])
+        finally:
+            reader.close()
+        self.stamps = [stamp for stamp, _ in pairs]
+        self.messages = [bagio.decode(raw, bagio.CAMERA_INFO_TYPE) for _, raw in pairs]
+
+    def at(self, stamp_ns: int):
+        import bisect
+
+        i = bisect.bisect_right(self.stamps, stamp_ns)
+        return self.messages[i - 1] if i else None
+
+
+def _image_info(image_camera_info, camera, header, size):
+    """The CameraInfo the node would publish with this frame, or None (none yet, or unusable)."""
+    if camera is None:
+        return None
+    try:
+        return image_camera_info(camera, header, *size)
+    except ValueError:
+        return None
 
 
 # ------------------------------------------------------------------------ report
 def run(args) -> int:
     if not args.rate > 0:
         raise UserError(f"--rate must be positive, got {args.rate}")
-    plan = inspect_bag(args)
     params = node_parameters(args)
+    plan = inspect_bag(args, params)
     if args.offline:
         result = run_offline(args, plan, params)
     else:
@@ -247,7 +335,8 @@ def run(args) -> int:
     summary = scorer.summary()
     header = {"bag": str(args.bag), **result, "rate": args.rate if args.live else None,
               "images_with_ground_truth": plan.paired, "image_size": [plan.height, plan.width],
-              "ground_truth_encoding": plan.gt_encoding, "out_of_order_stamps": plan.out_of_order}
+              "ground_truth_encoding": plan.gt_encoding, "out_of_order_stamps": plan.out_of_order,
+              "images_unreadable": len(plan.unreadable_images), "ground_truth_unreadable": scorer.gt_unreadable}
     print_report(header, summary)
     if args.json:
         print(f"results: {write_results(args.json, summary, scorer.frames, header)}")
@@ -261,6 +350,9 @@ def print_report(header: dict, summary: dict) -> None:
         print(format_table(metrics))
     print(f"frames in {header['frames_in']}, out {header['frames_out']}, dropped {header['frames_dropped']}; "
           f"scored {summary['frames_scored']} (with valid ground truth: {metrics['count']})")
+    if header["images_unreadable"] or header["ground_truth_unreadable"]:
+        print(f"skipped as unreadable: {header['images_unreadable']} colour frame(s), "
+              f"{header['ground_truth_unreadable']} ground-truth frame(s)")
     lat = summary["latency_ms"]
     if lat["count"]:
         print(f"{header['latency_kind']} ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}  "

@@ -271,10 +271,14 @@ def message_class(msgtype: str):
 
 
 def decode(raw, msgtype: str):
-    """Raw CDR -> rclpy message (the same bytes the node's subscription would get)."""
+    """Raw CDR -> rclpy message (the same bytes the node's subscription would get);
+    ValueError when the bytes are not such a message (a broken recording)."""
     from rclpy.serialization import deserialize_message
 
-    return deserialize_message(bytes(raw), message_class(msgtype))
+    try:
+        return deserialize_message(bytes(raw), message_class(msgtype))
+    except Exception as exc:  # noqa: BLE001 - rclpy raises RMWError (a RuntimeError) and others
+        raise ValueError(f"a {msgtype} message that does not deserialize ({' '.join(str(exc).split())[:120]})") from None
 
 
 def header_stamp_ns(raw) -> int:

@@ -12,11 +12,11 @@ import os
 import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from textdepth_ros.errors import UserError
+from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS
 from textdepth_ros.bags import bagio
 from textdepth_ros.ros.node_process import NodeProcess, depth_node_argv
 
@@ -80,7 +80,7 @@ def run_live(args, plan, params) -> dict:
     from textdepth_ros.bags.scoring import add_bag_ground_truth, make_scorer
     from textdepth_ros.ros.conversions import image_to_numpy
     from textdepth_ros.ros.fastdds_profile import use_shm_profile
-    from textdepth_ros.bags.replay import Replayer, publisher_qos
+    from textdepth_ros.bags.replay import Replayer, publisher_qos, replay_in_thread
 
     use_shm_profile()  # sets the env var the node subprocess inherits, too
     # The whole graph is on this machine: do not announce it on the robot's network.
@@ -111,7 +111,8 @@ def run_live(args, plan, params) -> dict:
 
     def on_published(topic, log_time, raw, wall):
         if topic == plan.depth_topic:
-            add_bag_ground_truth(scorer, raw, args.gt_scale, wall, plan.depth_type)
+            add_bag_ground_truth(scorer, raw, args.gt_scale, wall, plan.depth_type,
+                                 int(params.get("max_pixels", DEFAULT_MAX_PIXELS)))
         elif topic == plan.image_topic:
             sent[bagio.header_stamp_ns(raw)] = (wall, log_time)
             state["in"] += 1
@@ -174,13 +175,14 @@ def run_live(args, plan, params) -> dict:
             if not ready:
                 raise UserError(f"depth_node did not subscribe within --start-timeout {args.start_timeout:g} s:\n"
                                 f"{proc.log_tail()}")
-            thread = threading.Thread(target=replayer.run, kwargs={"on_published": on_published}, daemon=True)
-            thread.start()
+            thread, failure = replay_in_thread(replayer, on_published)
             try:
                 spin_until(lambda: not thread.is_alive(), float("inf"), "during the replay", proc)
             finally:
                 replayer.stop()
                 thread.join(10.0)
+            if failure:
+                raise UserError(f"the replay stopped at {failure[0]}: no metrics for an incomplete replay")
             # Drain: frames still in the node. A dropped frame never answers, so stop once
             # the node has been quiet for longer than any frame took.
             end = time.monotonic()

@@ -58,6 +58,7 @@ class Replayer:
             self._clock_pub = node.create_publisher(Clock, "/clock", QoSProfile(depth=10))
         self.published = {t: 0 for t in self.topics}
         self.stopped = threading.Event()
+        self.position = "the start of the bag"  # the message being played, for an error line
 
     def stop(self) -> None:
         self.stopped.set()
@@ -70,7 +71,8 @@ class Replayer:
         reader = bagio.open_reader(self.bag_path)
         try:
             start_wall, first_log = None, None
-            for topic, log_time, raw in bagio.iter_raw(reader, [*self.topics, *self.observe]):
+            for index, (topic, log_time, raw) in enumerate(bagio.iter_raw(reader, [*self.topics, *self.observe])):
+                self.position = f"message {index + 1} of the bag ({topic}, log time {log_time} ns)"
                 if first_log is None:
                     start_wall, first_log = time.monotonic(), log_time
                 due = start_wall + (log_time - first_log) / 1e9 / self.rate
@@ -98,6 +100,23 @@ class Replayer:
         from rosgraph_msgs.msg import Clock
 
         self._clock_pub.publish(Clock(clock=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)))
+
+
+def replay_in_thread(replayer: Replayer, on_published=None) -> tuple:
+    """(thread, failures): `replayer.run` started on a daemon thread. An exception ends the
+    replay and is kept in `failures` as one line naming the message it stopped at (a
+    replay that did not finish is a failed run, never a shorter one)."""
+    failures = []
+
+    def replay():
+        try:
+            replayer.run(on_published=on_published)
+        except Exception as exc:  # noqa: BLE001 - the caller reports it
+            failures.append(f"{replayer.position}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+
+    thread = threading.Thread(target=replay, daemon=True)
+    thread.start()
+    return thread, failures
 
 
 def main(argv=None) -> int:

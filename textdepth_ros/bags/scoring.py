@@ -10,20 +10,22 @@ from pathlib import Path
 
 import numpy as np
 
+from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS
 from textdepth_ros.metrics import MetricAverager, evaluate_depth
 
 GT_ENCODINGS = ("16UC1", "mono16", "32FC1")
 
 
-def depth_in_metres(msg, scale_16u: float = 0.001) -> np.ndarray:
+def depth_in_metres(msg, scale_16u: float = 0.001, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """A depth Image or compressedDepth CompressedImage -> HxW float32 metres, 0 where
-    the sensor had no reading.
+    the sensor had no reading; ValueError if unreadable (a compressedDepth PNG is checked
+    against `max_pixels` from its header, before decoding).
     16UC1/mono16 are integer units of `scale_16u` metres (millimetres: 0.001)."""
     from textdepth_ros.ros.compressed import decode_compressed_depth, is_compressed
     from textdepth_ros.ros.conversions import image_to_numpy
 
     if is_compressed(msg):  # compressedDepth: 16UC1 units or 32FC1 metres
-        array, _ = decode_compressed_depth(msg)
+        array, _ = decode_compressed_depth(msg, max_pixels)
         if array.dtype == np.uint16:
             return array.astype(np.float32) * np.float32(scale_16u)
         return np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
@@ -63,6 +65,7 @@ class DepthScorer:
         self.frames = []  # one record per scored frame, in scoring order
         self.latencies_ms = []
         self.gt_received = 0
+        self.gt_unreadable = 0  # ground-truth frames skipped (add_bag_ground_truth)
         self.predictions_received = 0
         self.resized = 0
 
@@ -164,15 +167,20 @@ def make_scorer(args) -> DepthScorer:
 
 
 def add_bag_ground_truth(scorer: DepthScorer, raw: bytes, scale: float, arrival: float = None,
-                         msgtype: str = "sensor_msgs/msg/Image") -> None:
-    """A depth frame's raw CDR bytes from a bag (Image or compressedDepth) -> the scorer;
-    an unreadable frame is skipped, said once."""
+                         msgtype: str = "sensor_msgs/msg/Image", max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """A depth frame's raw CDR bytes from a bag (Image or compressedDepth) -> the scorer.
+    An unreadable frame anywhere in a recording (a compressedDepth PNG over `max_pixels`,
+    undecodable data, a broken message) is skipped and counted; the first one is said."""
     from textdepth_ros.bags import bagio
 
-    msg = bagio.decode(raw, msgtype)
     try:
-        depth = depth_in_metres(msg, scale)
-    except ValueError as exc:  # one odd frame in a long recording: skip it, say so
-        print(f"note: ground-truth frame skipped: {exc}", file=sys.stderr)
+        msg = bagio.decode(raw, msgtype)
+        stamp = bagio.stamp_ns(msg.header)
+        depth = depth_in_metres(msg, scale, max_pixels)
+    except ValueError as exc:
+        scorer.gt_unreadable += 1
+        if scorer.gt_unreadable == 1:
+            print(f"note: a ground-truth frame was skipped as unreadable ({exc}); further ones are counted",
+                  file=sys.stderr)
         return
-    scorer.add_ground_truth(bagio.stamp_ns(msg.header), depth, arrival)
+    scorer.add_ground_truth(stamp, depth, arrival)

@@ -2,7 +2,8 @@
 the DataLoader that carries their errors out of worker processes as one line.
 
 An item is dict(image [3,H,W] float32 RGB in [0,1], depth [1,H,W] float32 metres
-(0 = invalid), text str, name str (the list's rgb path), index int).
+(0 = invalid), text str, name str (the list's rgb path), index int, focal float (the
+list's focal length in pixels; NYU's where it gives none)).
 """
 from pathlib import Path
 
@@ -12,18 +13,19 @@ from torch.utils.data import DataLoader, Dataset
 
 from textdepth_ros.data.augment import AugmentConfig, augment
 from textdepth_ros.data import kitti
-from textdepth_ros.data.nyu import Sample, load_depth, load_rgb
-from textdepth_ros.data.scene_text import SceneText
+from textdepth_ros.data.nyu import NYU_FOCAL, Sample, load_depth, load_rgb
+from textdepth_ros.data.scene_text import SceneText, scene_name
 from textdepth_ros.errors import UserError
 
 
-def _to_item(rgb_float: np.ndarray, depth: np.ndarray, text: str, name: str, index: int) -> dict:
+def _to_item(rgb_float: np.ndarray, depth: np.ndarray, text: str, name: str, index: int, focal: float) -> dict:
     return {
         "image": torch.from_numpy(np.ascontiguousarray(rgb_float.transpose(2, 0, 1))),
         "depth": torch.from_numpy(np.ascontiguousarray(depth))[None],
         "text": text,
         "name": name,
         "index": index,
+        "focal": float(focal),
     }
 
 
@@ -56,6 +58,10 @@ class ListDataset(Dataset):
     def text(self, index: int) -> str:
         return self.scene_text.text_for(self.samples[index])
 
+    def scene_names(self) -> list:
+        """The distinct scene types of the samples ("living room"), sorted."""
+        return sorted({scene_name(s.scene) for s in self.samples})
+
     def __getitem__(self, index: int) -> dict:
         sample: Sample = self.samples[index]
         image = load_rgb(self.root, sample)
@@ -74,7 +80,7 @@ class ListDataset(Dataset):
             image, depth = augment(np.ascontiguousarray(image), np.ascontiguousarray(depth), rng, self.augment_cfg)
         else:
             image = image.astype(np.float32) / 255.0
-        return _to_item(image, depth, self.text(index), sample.rgb, index)
+        return _to_item(image, depth, self.text(index), sample.rgb, index, sample.focal)
 
 
 class MatDataset(Dataset):
@@ -106,7 +112,7 @@ class MatDataset(Dataset):
             self._mat = NyuMat(self.path, self.depth_key)
         i = self.indices[index]
         image = self._mat.rgb(i).astype(np.float32) / 255.0
-        return _to_item(image, self._mat.depth(i), self.text(index), item_name(self.scenes[index], i), index)
+        return _to_item(image, self._mat.depth(i), self.text(index), item_name(self.scenes[index], i), index, NYU_FOCAL)
 
 
 def check_files_exist(root, samples, list_name: str = "list", depth_root=None) -> None:
@@ -134,6 +140,7 @@ def collate(items) -> dict:
         "text": [it["text"] for it in items],
         "name": [it["name"] for it in items],
         "index": [it["index"] for it in items],
+        "focal": [it["focal"] for it in items],
     }
 
 

@@ -32,18 +32,20 @@ class Sample:
     depth: "str | None"  # None when the list says 'None'
     focal: float
     scene: str  # first path component: 'kitchen_0028b' (train) or 'bathroom' (test)
+    focal_listed: bool = True  # False: the line gives no focal length (NYU's is assumed)
 
 
 def _relative(path: str) -> str:
     return path.lstrip("/")
 
 
-def _focal(field: str) -> "float | None":
-    """The third column: a focal length, or NYU's when it is a path (the dense list)."""
+def _focal(field: str) -> "tuple | None":
+    """The third column: (its focal length, True), or (NYU's, False) when it is a path (the
+    dense list); None when it is neither."""
     try:
-        return float(field)
+        return float(field), True
     except ValueError:
-        return NYU_FOCAL if "/" in field or "." in field else None
+        return (NYU_FOCAL, False) if "/" in field or "." in field else None
 
 
 def parse_line(line: str, where: str = "") -> "Sample | None":
@@ -55,13 +57,14 @@ def parse_line(line: str, where: str = "") -> "Sample | None":
         raise UserError(f"{where}: expected 'RGB DEPTH [FOCAL]', got {line.strip()!r}")
     rgb = _relative(fields[0])
     depth = None if fields[1] == "None" else _relative(fields[1])
-    focal = _focal(fields[2]) if len(fields) > 2 else NYU_FOCAL
+    focal = _focal(fields[2]) if len(fields) > 2 else (NYU_FOCAL, False)
     if focal is None:
         raise UserError(f"{where}: third field {fields[2]!r} is neither a focal length nor a path")
-    if focal <= 0:  # some copies of the lists write 0.0; NYU has one camera
-        focal = NYU_FOCAL
+    focal, listed = focal
+    if not 0 < focal < float("inf"):  # some copies of the lists write 0.0; NYU has one camera
+        focal, listed = NYU_FOCAL, False
     scene = rgb.split("/")[0] if "/" in rgb else ""
-    return Sample(rgb=rgb, depth=depth, focal=focal, scene=scene)
+    return Sample(rgb=rgb, depth=depth, focal=focal, scene=scene, focal_listed=listed)
 
 
 def read_list(path) -> "list[Sample]":

@@ -40,6 +40,8 @@ def add_arguments(parser) -> None:
                              "model/pixelformer_kitti.safetensors if imported (textdepth import-pixelformer), else "
                              "untrained weights; 'none': untrained weights")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="untrained weights are drawn from this seed (default 0: every run the same network)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the node")
 
 
@@ -62,7 +64,7 @@ def ros_environment() -> dict:
 
 
 def start_node(args, out: Path) -> NodeProcess:
-    params = {"model_config": args.config, "checkpoint": args.checkpoint, "device": args.device,
+    params = {"model_config": args.config, "checkpoint": args.checkpoint, "device": args.device, "seed": args.seed,
               "warmup_height": args.height, "warmup_width": args.width, "diagnostics_period": 0.25}
     return NodeProcess(depth_node_argv(params, config_dir() / "depth.yaml", NAMESPACE), out / "node.log")
 

@@ -1,6 +1,11 @@
 """Checkpoints: safetensors (no code runs on load) with the model config inside, so a
 checkpoint alone rebuilds its model. Loading into another architecture says exactly
-which weights differ."""
+which weights differ.
+
+Metadata fields: `format`, `config` (the model config), `extra` (free-form JSON: step,
+metrics, train config) and, when known, `camera` (the training camera, camera.py:
+{fx, fy, width, height}). In code the camera travels as extra["camera"], a Camera;
+on disk it is its own field, validated on load like the config."""
 import json
 from pathlib import Path
 
@@ -8,10 +13,13 @@ import torch
 
 from textdepth_ros.atomic_io import atomic_files
 from textdepth_ros.errors import CheckpointError, UserError
+from textdepth_ros.camera_scale import Camera, camera_from_record
 from textdepth_ros.model.config import config_from_checkpoint, variant_name
+from textdepth_ros.model.scene_labels import record_of
 from textdepth_ros.model.weights_io import check_tensors
 
 FORMAT = "textdepth_ros/1"
+CAMERA = "camera"  # the metadata field, and its key in `extra`
 
 
 def save_checkpoint(path, model, extra: dict = None) -> Path:
@@ -21,15 +29,38 @@ def save_checkpoint(path, model, extra: dict = None) -> Path:
 
 def write_checkpoint(path, state: dict, config: dict, extra: dict = None) -> Path:
     """Write a state dict + its model config atomically (atomic_files: a temporary file
-    renamed into place, so a crash or a full disk never leaves a truncated checkpoint)."""
+    renamed into place, so a crash or a full disk never leaves a truncated checkpoint).
+    extra["camera"] (a Camera or its record), if present, becomes the `camera` field."""
     from safetensors.torch import save_file
 
     path = Path(path)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-    metadata = {"format": FORMAT, "config": json.dumps(config), "extra": json.dumps(extra or {})}
+    extra = dict(extra or {})
+    camera = extra.pop(CAMERA, None)
+    metadata = {"format": FORMAT, "config": json.dumps(config), "extra": json.dumps(extra)}
+    if camera is not None:
+        record = camera.to_record() if isinstance(camera, Camera) else camera
+        metadata[CAMERA] = json.dumps(camera_from_record(record, "the training camera").to_record())
     with atomic_files(path, what="checkpoint") as (tmp,):
         save_file(tensors, str(tmp), metadata=metadata)
     return path
+
+
+def set_checkpoint_camera(path, camera, out=None):
+    """Rewrite a checkpoint (atomically, in place or to `out`) with `camera` as its training
+    camera (None: none). Its tensors and other metadata are kept exactly. Returns the
+    camera it recorded before (or None)."""
+    from safetensors.torch import save_file
+
+    _, extra = read_checkpoint_config(path)  # a textdepth checkpoint, its config and camera valid
+    metadata = dict(_open(path, lambda f: f.metadata()))
+    metadata.pop(CAMERA, None)
+    if camera is not None:
+        metadata[CAMERA] = json.dumps(camera.to_record())
+    tensors = _read_tensors(path)
+    with atomic_files(Path(out or path), what="checkpoint") as (tmp,):
+        save_file(tensors, str(tmp), metadata=metadata)
+    return extra.get(CAMERA)
 
 
 def read_checkpoint(path):
@@ -40,7 +71,8 @@ def read_checkpoint(path):
 
 
 def read_checkpoint_config(path):
-    """(config, extra) from a checkpoint's header alone, the config validated."""
+    """(config, extra) from a checkpoint's header alone, the config and the camera
+    validated (extra["camera"]: a Camera, when the checkpoint records one)."""
     metadata = _open(path, lambda f: f.metadata() or {})
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise CheckpointError(f"{path} is a safetensors file but not a textdepth_ros checkpoint (no model config inside)")
@@ -50,6 +82,19 @@ def read_checkpoint_config(path):
     except UserError as exc:
         raise CheckpointError(str(exc)) from None
     extra = _parse_json(metadata.get("extra", "{}"), f"checkpoint {path}: its 'extra' metadata")
+    if not isinstance(extra, dict):
+        raise CheckpointError(f"checkpoint {path}: its 'extra' metadata is a {type(extra).__name__}, not a mapping")
+    extra.pop(CAMERA, None)  # only the validated field below speaks for the camera
+    if CAMERA in metadata:
+        where = f"checkpoint {path}: its training camera"
+        try:
+            extra[CAMERA] = camera_from_record(_parse_json(metadata[CAMERA], where), where)
+        except UserError as exc:
+            raise CheckpointError(str(exc)) from None
+    try:
+        record_of(extra, f"checkpoint {path}: its scene text record")  # what text_source auto reads
+    except UserError as exc:
+        raise CheckpointError(str(exc)) from None
     return config, extra
 
 

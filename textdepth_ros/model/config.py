@@ -114,6 +114,12 @@ def _check_text_encoder(cfg: dict) -> None:
         raise UserError(f"text_encoder width {tower['width']} is not divisible by its heads ({tower['heads']})")
     if tower.get("vocab_size", OPENAI_CLIP_VOCAB) < OPENAI_CLIP_VOCAB:
         raise UserError(f"text_encoder vocab_size {tower['vocab_size']} is below the tokenizer's {OPENAI_CLIP_VOCAB}")
+    vision = te.get("vision_cfg") or {}
+    if vision.get("width", 0) % vision.get("head_width", 64):
+        raise UserError(f"text_encoder.vision_cfg width {vision['width']} is not divisible by its head_width "
+                        f"({vision.get('head_width', 64)})")
+    if vision.get("patch_size", 0) > vision.get("image_size", 224):
+        raise UserError(f"text_encoder.vision_cfg patch_size {vision['patch_size']} is larger than its image_size")
     tokens = open_clip_text_cfg(te["tokenizer"]).get("context_length", 77)
     if tower.get("context_length", 77) < tokens:
         raise UserError(f"text_encoder context_length {tower['context_length']} is shorter than the "

@@ -210,6 +210,14 @@ SCHEMA = {
     "text_encoder.text_cfg.heads":       Int(1, 64),
     "text_encoder.text_cfg.layers":      Int(1, 64),
     "text_encoder.embed_dim":            Int(8, 4096),
+    # The image tower of the same CLIP (model/image_encoder.py), built only for scene
+    # recognition; with clip_model its entries override that config's vision_cfg.
+    "text_encoder.vision_cfg":           Section(nullable=True),
+    "text_encoder.vision_cfg.image_size": Int(16, 1024),
+    "text_encoder.vision_cfg.patch_size": Int(1, 128),
+    "text_encoder.vision_cfg.width":     Int(8, 4096),
+    "text_encoder.vision_cfg.layers":    Int(1, 64),
+    "text_encoder.vision_cfg.head_width": Int(8, 1024),
     "text_encoder.quick_gelu":           Bool(default=False),
     "text_encoder.pretrained":           WeightsSource(max_len=4096, nullable=True),
     "text_encoder.tokenizer":            LocalName("an open_clip tokenizer", open_clip_local_tokenizers, default="ViT-L-14"),

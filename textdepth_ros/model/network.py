@@ -51,6 +51,14 @@ class TextDepthNet(nn.Module):
         self.head = BinHead(dec["sam_dims"][0], bins["n_bins"])
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.frozen = ()  # modules kept in eval mode while the rest trains (training/freeze.py)
+
+    def train(self, mode: bool = True):
+        """The frozen modules stay in eval mode: no drop-path, BatchNorm on its statistics."""
+        super().train(mode)
+        for name in self.frozen:
+            getattr(self, name).eval()
+        return self
 
     @property
     def variant(self) -> str:

@@ -61,11 +61,43 @@ def read_pixelformer_state(path) -> dict:
     state = read_state_dict(path, "PixelFormer checkpoint")
     if isinstance(state.get("model"), dict):
         state = state["model"]
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    lacking = [k for k in SIGNATURE if not isinstance(state.get(k), torch.Tensor)]
+    state = {str(k).removeprefix("module."): v for k, v in state.items()}
+    lacking = [k for k in SIGNATURE if k not in state]
     if lacking:
         raise CheckpointError(f"{path} is not a PixelFormer checkpoint: it lacks {', '.join(lacking[:3])}")
+    check_entries(state, f"PixelFormer checkpoint {path}")
     return state
+
+
+# The tensors pixelformer_config reads the architecture from, and their number of dims.
+ARCHITECTURE_DIMS = {"backbone.patch_embed.proj.weight": 4, "backbone.layers.0.blocks.0.attn.relative_position_bias_table": 2,
+                     "decoder.bottleneck.conv.weight": 4, "bcp.fc1.weight": 2, "bcp.fc2.weight": 2,
+                     **{f"sam{i}.norm_sam.weight": 1 for i in (1, 2, 3, 4)},
+                     **{f"sam{i}.sam_block.attn.relative_position_bias_table": 2 for i in (1, 2, 3, 4)}}
+
+
+def check_entries(state: dict, source: str) -> None:
+    """Every entry a tensor whose values its file really stores, and the tensors the
+    architecture is read from of the right rank, before anything is allocated from them:
+    a zero-stride view of one stored value can claim billions (a 7.4 GB allocation at the
+    first NaN check), and a 1-d tensor where a matrix belongs ended in an IndexError."""
+    for name, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{source}: entry '{name}' is a {type(value).__name__}, not a tensor")
+        stored = value.untyped_storage().nbytes() - value.storage_offset() * value.element_size()
+        if value.numel() * value.element_size() > stored:
+            raise CheckpointError(f"{source}: tensor '{name}' claims shape {tuple(value.shape)} "
+                                  f"({value.numel():,} values) but its file stores {max(stored, 0):,} bytes for it "
+                                  "(a zero-stride or overlapping view): refused before allocating it")
+    for name, dims in ARCHITECTURE_DIMS.items():
+        if name in state and (state[name].dim() != dims or state[name].numel() == 0):
+            raise CheckpointError(f"{source}: tensor '{name}' has shape {tuple(state[name].shape)}, expected "
+                                  f"{dims} non-empty dimensions")
+    for name in (n for n in ARCHITECTURE_DIMS if n.endswith("relative_position_bias_table") and n in state):
+        side = round(state[name].shape[0] ** 0.5)
+        if side * side != state[name].shape[0] or side % 2 == 0:
+            raise CheckpointError(f"{source}: tensor '{name}' has {state[name].shape[0]} rows, not (2w-1)^2 for a "
+                                  "window w")
 
 
 def _window(table: torch.Tensor) -> int:
@@ -137,15 +169,15 @@ def convert_pixelformer(state: dict, max_depth: float = 10.0):
     return {k: ours[k].to(expected[k].dtype) for k in expected}, config
 
 
-def import_pixelformer(checkpoint, out, max_depth: float = 10.0) -> dict:
-    """Read a PixelFormer checkpoint, write a textdepth checkpoint (atomically). Returns
-    its config."""
+def import_pixelformer(checkpoint, out, max_depth: float = 10.0, camera=None) -> dict:
+    """Read a PixelFormer checkpoint, write a textdepth checkpoint (atomically), with
+    `camera` (camera_scale.py) as its training camera when given. Returns its config."""
     out = Path(out)
     if out.suffix != ".safetensors":
         raise CheckpointError(f"the output must be a .safetensors file, got {out}")
     state, config = convert_pixelformer(read_pixelformer_state(checkpoint), max_depth)
     write_checkpoint(out, state, config, extra={"imported_from": str(Path(checkpoint).name),
                                                 "source": "PixelFormer (Agarwal & Arora, WACV 2023)",
-                                                "max_depth": float(max_depth)})
+                                                "max_depth": float(max_depth), "camera": camera})
     return config
 

@@ -8,14 +8,19 @@ compressedDepth:  `format` "16UC1; compressedDepth png" (or "... compressedDepth
                   depthQuantA, float32 depthQuantB) + a 16-bit PNG: the raw 16UC1 depth,
                   or for 32FC1 the quantized inverse depth v = A / depth + B (0 = no
                   reading), so depth = A / (v - B). The "rvl" codec is not read here.
+Only JPEG and PNG data is decoded, told by its content whatever `format` says, and its
+header's size is checked before its pixels are (image_formats.py says why).
 """
 import struct
 
 import cv2
 import numpy as np
 
+from textdepth_ros.image_formats import COMPRESSED_FORMATS, checked_format, decode, header_size
+
 HEADER = struct.Struct("<iff")  # compressed_depth_image_transport's ConfigHeader
-COLOR_CODECS = ("jpeg", "png")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+COLOR_CODECS = COMPRESSED_FORMATS
 DEPTH_QUANTIZATION, DEPTH_MAX = 100.0, 10.0  # compressed_depth_image_transport's defaults
 
 
@@ -34,30 +39,36 @@ def color_codec(fmt: str) -> str:
     raise ValueError(f"unsupported compressed image format '{fmt}' (supported: jpeg, png)")
 
 
-def compressed_to_rgb8(msg) -> np.ndarray:
-    """A compressed colour or mono image -> HxWx3 uint8 RGB. ValueError if unreadable."""
+def compressed_to_rgb8(msg, size_check=None) -> np.ndarray:
+    """A compressed colour or mono image -> HxWx3 uint8 RGB. Only JPEG and PNG data is
+    decoded, told by its content (image_formats); `size_check(height, width)` runs on its
+    header's size before any pixel is decoded. ValueError if unreadable."""
     color_codec(msg.format)
-    data = np.frombuffer(bytes(msg.data), np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise ValueError(f"compressed image ({msg.format}, {data.size} bytes) could not be decoded")
+    data = bytes(msg.data)
+    try:
+        image = decode(data, COMPRESSED_FORMATS, cv2.IMREAD_UNCHANGED, size_check, "the data")
+    except ValueError as exc:
+        raise ValueError(f"compressed image ({msg.format}, {len(data)} bytes) could not be decoded: {exc}") from None
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ValueError(f"compressed image ({msg.format}) decoded to {image.dtype}, not 8 or 16 bits")
     if image.ndim == 2:
         return np.repeat(image[:, :, None], 3, axis=2)
     code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
     return cv2.cvtColor(image, code)
 
 
-def compressed_size(msg):
-    """(height, width) a compressed image's file header claims, read without decoding its
-    pixels (so a size limit is checked first); None when the header is unreadable (the
-    decode then says why)."""
-    import io
-
-    from textdepth_ros.image_limits import header_size
-
-    return header_size(io.BytesIO(bytes(msg.data)))
+def compressed_size(msg) -> tuple:
+    """(height, width) a compressed colour image's header claims, read without decoding its
+    pixels (so a size limit is checked first). ValueError when it is not JPEG or PNG data
+    (told by content, whatever `format` says) or its header is unreadable."""
+    color_codec(msg.format)
+    data = bytes(msg.data)
+    try:
+        return header_size(data, checked_format(data[:16], COMPRESSED_FORMATS, "the data"))
+    except ValueError as exc:
+        raise ValueError(f"compressed image ({msg.format}, {len(data)} bytes) could not be decoded: {exc}") from None
 
 
 def any_to_rgb8(msg) -> np.ndarray:
@@ -92,17 +103,43 @@ def depth_encoding(fmt: str) -> str:
     return encoding
 
 
-def decode_compressed_depth(msg) -> tuple:
+def compressed_depth_size(raw: bytes) -> tuple:
+    """(height, width) of a compressedDepth payload's PNG, read from its IHDR; ValueError
+    unless it is a 16-bit single-channel PNG (what compressed_depth_image_transport writes)."""
+    png = raw[HEADER.size:]
+    if len(png) < 33 or not png.startswith(PNG_SIGNATURE) or png[12:16] != b"IHDR":
+        raise ValueError(f"compressedDepth data does not hold a 16-bit single-channel PNG after its header "
+                         f"(it starts {png[:8]!r})")
+    width, height, bit_depth, colour_type = struct.unpack(">IIBB", png[16:26])
+    if bit_depth != 16 or colour_type != 0:
+        raise ValueError("compressedDepth does not hold a 16-bit single-channel PNG")
+    return height, width
+
+
+def decode_compressed_depth(msg, max_pixels: int = 0) -> tuple:
     """compressedDepth -> (array, encoding): 16UC1 as uint16 sensor units, 32FC1 as
-    float32 metres with NaN where there was no reading. ValueError if unreadable."""
+    float32 metres with NaN where there was no reading. Its PNG header is checked (16-bit
+    grey, within `max_pixels` if set) before decoding. ValueError if unreadable."""
+    from textdepth_ros.errors import UserError
+    from textdepth_ros.image_limits import check_pixels
+
     encoding = depth_encoding(msg.format)
     raw = bytes(msg.data)
     if len(raw) <= HEADER.size:
         raise ValueError(f"compressedDepth data of {len(raw)} bytes has no image after its header")
     _, quant_a, quant_b = HEADER.unpack_from(raw)
-    image = cv2.imdecode(np.frombuffer(raw, np.uint8, offset=HEADER.size), cv2.IMREAD_UNCHANGED)
-    if image is None or image.dtype != np.uint16 or image.ndim != 2:
-        raise ValueError(f"compressedDepth ({msg.format}) does not hold a 16-bit single-channel PNG")
+    size = compressed_depth_size(raw)
+    try:
+        check_pixels(*size, max_pixels, "compressedDepth image", "")
+    except UserError as exc:
+        raise ValueError(str(exc).rstrip("; ")) from None
+    try:
+        image = cv2.imdecode(np.frombuffer(raw, np.uint8, offset=HEADER.size), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # over OpenCV's own pixel cap
+        raise ValueError(f"compressedDepth ({msg.format}) could not be decoded: {' '.join(str(exc).split())[-120:]}") \
+            from None
+    if image is None or image.dtype != np.uint16 or image.ndim != 2 or image.shape != size:
+        raise ValueError(f"compressedDepth ({msg.format}) does not hold a readable 16-bit single-channel PNG")
     if encoding == "16UC1":
         return image, encoding
     with np.errstate(divide="ignore", invalid="ignore"):

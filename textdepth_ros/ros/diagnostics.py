@@ -23,6 +23,7 @@ class NodeStats:
         self.no_camera_info = 0
         self.bad_intrinsics = 0
         self.forward_ms = 0.0
+        self.focal_scale = 1.0  # the last frame's focal-scaling factor (camera_scale.py)
         self.text = ""
         self.counts = {"too_large": 0, "too_small": 0, "text_updates": 0}
         self._latencies = deque(maxlen=WINDOW)
@@ -86,9 +87,14 @@ def diagnostic_array(node, stamp) -> DiagnosticArray:
         "device": str(estimator.device) if estimator else "",
         "model": estimator.describe() if estimator else "loading",
         "untrained": str(untrained).lower(),
+        "focal_scale": f"{stats.focal_scale:.6g}",
         "text": node.current_text,
         "text_updates": stats.counts["text_updates"],
+        "text_source": node.params["text_source"],
     }
+    auto = getattr(node, "auto_text", None)
+    if auto is not None:  # the recognised scene, its score, the decisions (ros/auto_text.py)
+        values.update(auto.diagnostic_values())
     status = DiagnosticStatus()
     status.name = status_name(node.get_fully_qualified_name())
     status.hardware_id = values["device"]
@@ -96,6 +102,8 @@ def diagnostic_array(node, stamp) -> DiagnosticArray:
         status.level, status.message = DiagnosticStatus.WARN, "running UNTRAINED weights"
     elif stats.failed:
         status.level, status.message = DiagnosticStatus.WARN, f"{stats.failed} frames failed"
+    elif auto is not None and auto.report["untrained"]:
+        status.level, status.message = DiagnosticStatus.WARN, "scene recognition with an UNTRAINED CLIP image tower"
     else:
         status.level, status.message = DiagnosticStatus.OK, "ok"
     status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]

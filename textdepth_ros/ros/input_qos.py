@@ -8,14 +8,19 @@ lost between the two and never repaired). A reliable subscription to a best-effo
 publisher gets nothing either (incompatible QoS). So:
 - reliability: RELIABLE when every publisher is reliable, else BEST_EFFORT;
 - durability: TRANSIENT_LOCAL when every publisher is, else VOLATILE;
-- re-checked every second; the subscription is re-created when the answer changes;
+- re-checked when rclpy reports a publisher matched or one with incompatible QoS (a
+  camera re-created with other settings is followed at once: a check once a second
+  alone missed every best-effort phase of one re-created twice a second), and every
+  second; the subscription is re-created when the answer changes;
 - no publisher yet: best effort + volatile, which matches any publisher.
 Overrides (read-only parameters, rclpy's names for QoSOverridingOptions):
   qos_overrides.<resolved topic>.subscription.{reliability,durability,history,depth}
 each one set fixes that policy; the others keep adapting.
 Warnings, each at most every WARN_PERIOD_S per topic: messages lost in transit (a
 best-effort subscription's DDS reports samples it lost), publishers matched but no
-message for STALL_S seconds, and a publisher with incompatible QoS under an override.
+message for STALL_S seconds (a stream: in the last STALL_S, so frames that stop are
+reported too; not a stream, such as a latched scene text: none at all, since one
+message may be all there is), and a publisher with incompatible QoS under an override.
 """
 import copy
 import os
@@ -23,15 +28,19 @@ import time
 from collections import deque
 
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.exceptions import ParameterAlreadyDeclaredException, ParameterUninitializedException
+from rclpy.exceptions import InvalidParameterTypeException, ParameterNotDeclaredException
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rcl_interfaces.msg import ParameterDescriptor
 
 from textdepth_ros.errors import UserError
+from textdepth_ros.ros.change_log import ChangeLog, since_last_line
 from textdepth_ros.ros.fastdds_profile import ENV_VAR as FASTDDS_PROFILE_VAR
+from textdepth_ros.ros.parameters import TYPE_WORDS
+from textdepth_ros.ros.spinning import spins_on_events_executor
 
 CHECK_PERIOD_S = 1.0
+SWITCH_LOG_S = 5.0  # at most one "subscribing ..." line per topic in this time (a camera re-created 2x/s)
 STALL_S = 5.0
 RETIRE_S = 5.0  # an old subscription delivers at most this long after a switch
 WARN_PERIOD_S = 30.0
@@ -41,7 +50,8 @@ POLICIES = {  # policy -> (parameter type, enum class or None for an int)
     "history": (Parameter.Type.STRING, HistoryPolicy),
     "depth": (Parameter.Type.INTEGER, None),
 }
-LARGE_IMAGES = "docs/node.md 'Large images'"
+LARGE_IMAGES = "docs/node.md 'Large images'"  # a heading test_input_qos_advice checks exists
+IMAGE_TYPES = ("Image", "CompressedImage")
 
 
 def default_input_qos(depth: int = 5) -> QoSProfile:
@@ -78,11 +88,36 @@ def describe(qos: QoSProfile) -> str:
     return f"{qos.reliability.name.lower()}, {qos.durability.name.lower()}"
 
 
+def declare_if_given(node, name: str, kind: Parameter.Type, description: str):
+    """Declare `name` read-only with the value given on the command line or in a params
+    file and return it; None (and not declared) when none was given.
+
+    Not declared without a value, as rclpy's own QoS overrides never are: a parameter
+    declared with a type and no value made rclpy's get_parameters service answer nothing
+    for any request naming it, and `ros2 param dump` names them all, so it printed
+    nothing. A read-only parameter cannot be undeclared, hence the probe first."""
+    try:
+        return node.get_parameter(name).value  # declared when an earlier activate subscribed
+    except ParameterNotDeclaredException:
+        pass
+    try:
+        value = node.declare_parameter(name, kind, ParameterDescriptor(description=description)).value
+    except InvalidParameterTypeException:
+        raise UserError(f"parameter '{name}' must be {TYPE_WORDS[int if kind == Parameter.Type.INTEGER else str]}") \
+            from None
+    node.undeclare_parameter(name)
+    if value is None:
+        return None
+    return node.declare_parameter(name, value, ParameterDescriptor(description=description, read_only=True)).value
+
+
 class AdaptiveInput:
     """One input topic of `node`. `callback(msg)` runs on the executor thread."""
 
-    def __init__(self, node, msg_type, topic: str, callback, base_qos: QoSProfile = None):
-        self.node, self.msg_type, self.callback = node, msg_type, callback
+    def __init__(self, node, msg_type, topic: str, callback, base_qos: QoSProfile = None, stream: bool = True):
+        """`stream`: messages keep coming (a camera), so their stopping is worth a warning;
+        False: one message may be all there is (a latched scene text)."""
+        self.node, self.msg_type, self.callback, self.stream = node, msg_type, callback, stream
         self.topic = node.resolve_topic_name(topic)
         self.type_name = f"{msg_type.__module__.split('.')[0]}/msg/{msg_type.__name__}"
         self.base = base_qos or default_input_qos()
@@ -92,23 +127,25 @@ class AdaptiveInput:
         self._generation = 0
         self.qos = None
         self._last_warned = {}
+        self.arrivals, self._last_arrival = 0, None  # over every subscription of this input
+        self._switch_log = ChangeLog(SWITCH_LOG_S, lambda line, n: line + since_last_line(n, "switches"))
+        # rclpy's EventsExecutor crashed here (SIGSEGV in rclpy's PyTuple_New with no thread state;
+        # rclpy issue #1644 is the same family) when subscriptions with a `matched` callback were
+        # destroyed while publishers came and went, as every switch does. There, new publishers
+        # are followed by the periodic check; incompatible ones still at once (that event is safe:
+        # used since the first release).
+        self._follow_matches = not spins_on_events_executor(getattr(node, "executor_kind", "auto"))
         self._subscribe(self._wanted_qos())
-        self._timer = node.create_timer(CHECK_PERIOD_S, self.check)
+        # One timer per input: rclpy's EventsExecutor prints a warning from 8 timers on a clock.
+        self._timer = node.create_timer(CHECK_PERIOD_S, self._periodic_check)
 
     # -- QoS ---------------------------------------------------------------------------
     def _declare_overrides(self) -> dict:
         overrides = {}
         for policy, (kind, enum) in POLICIES.items():
-            descriptor = ParameterDescriptor(read_only=True, description=(
-                f"{policy} of the subscription to {self.topic}; unset: follows the publishers"))
             name = override_name(self.topic, policy)
-            try:
-                value = self.node.declare_parameter(name, kind, descriptor).value
-            except ParameterAlreadyDeclaredException:  # subscribed again (lifecycle activate)
-                try:
-                    value = self.node.get_parameter(name).value
-                except ParameterUninitializedException:
-                    value = None
+            value = declare_if_given(self.node, name, kind, f"{policy} of the subscription to {self.topic} "
+                                     "(fixed at start-up; not given: follows the publishers)")
             if value is None:
                 continue
             if enum is not None:
@@ -142,16 +179,20 @@ class AdaptiveInput:
         self._generation += 1
         generation = self._generation
 
-        def on_lost(info):  # only the current subscription's losses count
-            if generation == self._generation:
-                self.lost += int(info.total_count_change)
+        def current(handle):  # only the current subscription's events count
+            return lambda info: handle(info) if generation == self._generation else None
 
-        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible, message_lost=on_lost)
+        def on_lost(info):
+            self.lost += int(info.total_count_change)
+
+        events = SubscriptionEventCallbacks(incompatible_qos=current(self._on_incompatible),
+                                            message_lost=current(on_lost),
+                                            matched=current(self._on_matched) if self._follow_matches else None)
         self.subscription = self.node.create_subscription(self.msg_type, self.topic, self._on_current, qos,
                                                           event_callbacks=events)
         self.qos = qos
         self.received = self.lost = self._lost_reported = 0  # per subscription: the old one's losses are history
-        self._since_match = None  # (monotonic time of the match, messages received before it)
+        self._matched_since = None  # monotonic time this subscription first had a publisher
 
     def _retire(self) -> None:
         if self._retiring is not None:
@@ -163,16 +204,26 @@ class AdaptiveInput:
         if self._retiring is not None and message_key(msg) in self._handed_over:
             return  # the old subscription already delivered it
         self.received += 1
-        self.callback(msg)
+        self._arrived(msg)
 
     def _on_retiring(self, msg) -> None:
         if self.received == 0:  # until the new subscription takes over
             self._handed_over.append(message_key(msg))
-            self.callback(msg)
+            self._arrived(msg)
+
+    def _arrived(self, msg) -> None:
+        self.arrivals, self._last_arrival = self.arrivals + 1, time.monotonic()
+        self.callback(msg)
+
+    def _on_matched(self, _info) -> None:
+        """A publisher came or went: follow it now (should the graph not list it yet, the
+        periodic check will)."""
+        self.check()
 
     def _on_incompatible(self, info) -> None:
-        policy = info.last_policy_kind.name.lower()
-        if policy not in self.overrides:  # adapting: the next check (within a second) re-subscribes to fit
+        policy = info.last_policy_kind.name.lower().removeprefix("rmw_qos_policy_")  # rclpy 9: RMW_QOS_POLICY_...
+        if policy not in self.overrides:  # adapting: re-subscribe to fit, now
+            self.check(incompatible=policy)
             return
         self._warn("incompatible", (
             f"{self.topic}: a publisher offers QoS incompatible with this subscription ({policy}: "
@@ -180,30 +231,53 @@ class AdaptiveInput:
             f"arrives. Remove the override (the node then follows the publishers) or change the publisher"))
 
     # -- the periodic check ---------------------------------------------------------------
-    def check(self) -> None:
-        if self._retiring is not None and (self.received or time.monotonic() - self._retiring_since > RETIRE_S):
+    def check(self, incompatible: str = None) -> None:
+        """Follow the publishers; warn about losses and stalls. `incompatible`: the policy
+        an incompatible-QoS event named (the graph may not list that publisher yet)."""
+        now = time.monotonic()
+        if self._retiring is not None and (self.received or now - self._retiring_since > RETIRE_S):
             self._retire()
         publishers = self.publishers()
         wanted = self._wanted_qos(publishers)
+        if incompatible == "reliability" and "reliability" not in self.overrides:
+            wanted.reliability = ReliabilityPolicy.BEST_EFFORT
+        if incompatible == "durability" and "durability" not in self.overrides:
+            wanted.durability = DurabilityPolicy.VOLATILE
         if (wanted.reliability, wanted.durability) != (self.qos.reliability, self.qos.durability):
-            self.node.get_logger().info(
-                f"{self.topic}: {len(publishers)} publisher(s) offering {self._offers(publishers)}: "
-                f"subscribing {describe(wanted)}")
+            self._log_switches(now, f"{self.topic}: {len(publishers)} publisher(s) offering {self._offers(publishers)}"
+                               + (f" (one with incompatible {incompatible})" if incompatible else "")
+                               + f": subscribing {describe(wanted)}")
             self._subscribe(wanted)
             return
-        now = time.monotonic()
         matched = self.subscription.get_publisher_count()
         if matched == 0:
-            self._since_match = None
-        elif self._since_match is None:
-            self._since_match = (now, self.received)
+            self._matched_since = None
+        elif self._matched_since is None:
+            self._matched_since = now
         if self.lost > self._lost_reported:
             if self._warn("lost", self._lost_message(publishers)):
                 self._lost_reported = self.lost
-        elif self._since_match is not None:
-            matched_at, received_then = self._since_match
-            if self.received == received_then and now - matched_at > STALL_S:
-                self._warn("stall", self._stall_message(publishers, matched, now - matched_at))
+        elif self._stalled(now):
+            self._warn("stall", self._stall_message(publishers, matched, now))
+
+    def _periodic_check(self) -> None:
+        self._log_switches(time.monotonic())  # the newest of the switches not logged yet, when due
+        self.check()
+
+    def _stalled(self, now: float) -> bool:
+        """Publishers matched for over STALL_S, and nothing arrived in that time (a
+        stream) or nothing at all (not a stream: a latched text that arrived counts,
+        whenever it came)."""
+        if self._matched_since is None or now - self._matched_since <= STALL_S:
+            return False
+        if self._last_arrival is None:
+            return True
+        return self.stream and now - self._last_arrival > STALL_S
+
+    def _log_switches(self, now: float, line: str = None) -> None:
+        line = self._switch_log.changed(line, now) if line else self._switch_log.due(now)
+        if line:
+            self.node.get_logger().info(line)
 
     def _offers(self, publishers) -> str:
         return ", ".join(sorted({describe(p.qos_profile) for p in publishers})) or "nothing"
@@ -217,6 +291,10 @@ class AdaptiveInput:
         if "reliability" in self.overrides and self.qos.reliability == ReliabilityPolicy.BEST_EFFORT and not best_effort:
             return (f"the publishers are reliable but this subscription is best effort (override "
                     f"{override_name(self.topic, 'reliability')}): set it to reliable or remove it")
+        if self.msg_type.__name__ not in IMAGE_TYPES:  # camera_info, text: small, so not the segment size
+            return ("these messages are small, so this is not the large-message loss: a lossy or congested link or "
+                    "an overloaded machine; make the publisher reliable (DDS then repairs losses), or check the "
+                    "network between publisher and node")
         profile = os.environ.get(FASTDDS_PROFILE_VAR) or "a Fast DDS XML profile with a larger <segment_size>"
         return ("large best-effort messages are lost on the SENDING side with default DDS settings, which only the "
                 f"publisher can change: start it with {FASTDDS_PROFILE_VAR}={profile} (a 32 MB shared-memory "
@@ -226,9 +304,13 @@ class AdaptiveInput:
         return (f"{self.topic}: at least {self.lost} message(s) lost in transit, {self.received} received "
                 f"(publishers: {self._names(publishers)}; subscription: {describe(self.qos)}). Fix: {self._fix(publishers)}")
 
-    def _stall_message(self, publishers, matched: int, seconds: float) -> str:
-        line = (f"{self.topic}: {matched} publisher(s) matched ({self._names(publishers)}) but no message arrived "
-                f"in {seconds:.0f} s (subscription: {describe(self.qos)}).")
+    def _stall_message(self, publishers, matched: int, now: float) -> str:
+        if self._last_arrival is None:
+            quiet = f"no message arrived in {now - self._matched_since:.0f} s"
+        else:
+            quiet = f"no message in the last {now - self._last_arrival:.0f} s ({self.arrivals} before)"
+        line = f"{self.topic}: {matched} publisher(s) matched ({self._names(publishers)}) but {quiet} " \
+               f"(subscription: {describe(self.qos)})."
         if any(p.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for p in publishers) or \
                 self.qos.reliability == ReliabilityPolicy.BEST_EFFORT:
             return f"{line} If it is publishing: {self._fix(publishers)}"
@@ -258,7 +340,8 @@ def subscribe_inputs(node) -> list:
     """depth_node's three inputs, each following its publishers: `image` (to
     node.on_image; with node.params['transport'] == 'compressed' the CompressedImage
     topic image_transport names `<image>/compressed`), `camera_info`
-    (node.on_camera_info), `text` (node.on_text, depth 1: only the latest matters)."""
+    (node.on_camera_info), `text` (node.on_text, depth 1: only the latest matters; not
+    a stream: published once and latched is the README's way)."""
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
     from std_msgs.msg import String
 
@@ -270,4 +353,4 @@ def subscribe_inputs(node) -> list:
         else (Image, "image")
     return [AdaptiveInput(node, *image, node.on_image),
             AdaptiveInput(node, CameraInfo, "camera_info", node.on_camera_info),
-            AdaptiveInput(node, String, "text", node.on_text, default_input_qos(depth=1))]
+            AdaptiveInput(node, String, "text", node.on_text, default_input_qos(depth=1), stream=False)]

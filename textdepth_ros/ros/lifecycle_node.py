@@ -72,8 +72,7 @@ class ManagedDepthNode(DepthNode, LifecycleNode):
         for subscription in self.inputs:
             subscription.destroy()
         self.inputs = []
-        for timer in (self._diagnostics_timer, self._text_log_timer):
-            self.destroy_timer(timer)
+        self.destroy_timer(self._diagnostics_timer)
         self._serving = False
         return finished
 
@@ -84,6 +83,9 @@ class ManagedDepthNode(DepthNode, LifecycleNode):
         if self.estimator is None:
             return
         device = str(self.estimator.device)
+        if self.auto_text is not None:  # the CLIP image tower and its publishers
+            self.auto_text.release()
+            self.auto_text = None
         self.estimator = None
         self._tokenizer = None
         gc.collect()

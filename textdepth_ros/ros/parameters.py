@@ -5,7 +5,10 @@ applied while the node runs where that makes sense.
 rclpy itself rejects a change to a read-only parameter, a value of the wrong type and
 a value outside the descriptor's range, each with a reason; a `check` function rejects
 what a range cannot say. At start-up the same faults become one UserError line.
+Accepted changes are logged, throttled like scene texts (ChangeLog: 200 `ros2 param
+set`s in two seconds were 200 lines).
 """
+import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -14,6 +17,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.parameter import Parameter
 
 from textdepth_ros.errors import UserError
+from textdepth_ros.ros.change_log import ChangeLog, merge_parameters, parameters_line
 
 TYPE_WORDS = {bool: "a bool (true/false)", int: "an integer", float: "a double (write 5.0, not 5)", str: "a string"}
 
@@ -48,11 +52,15 @@ def _refusal(spec: Spec, value) -> Optional[str]:
 class LiveParameters:
     """The parameters of `node` per `specs`. `values` is a dict that is replaced, never
     changed in place, so another thread reading it sees one consistent set. Accepted
-    run-time changes call `on_change({name: value})` after they are stored."""
+    run-time changes call `on_change({name: value})` after they are stored. With
+    `log_period`, they are logged at most once per period; the node calls
+    `pending_log_line()` from a timer for the line that holds the newest values."""
 
-    def __init__(self, node, specs: dict, on_change: Callable = None):
+    def __init__(self, node, specs: dict, on_change: Callable = None, log_period: float = None):
         self._specs = specs
         self._on_change = on_change
+        self._logger = node.get_logger()
+        self._log = ChangeLog(log_period, parameters_line, merge_parameters) if log_period else None
         self.values = {name: _declare(node, name, spec) for name, spec in specs.items()}
         node.add_on_set_parameters_callback(self._validate)
         node.add_post_set_parameters_callback(self._apply)
@@ -74,6 +82,13 @@ class LiveParameters:
             self.values = {**self.values, **changed}
             if self._on_change is not None:
                 self._on_change(changed)
+            line = self._log.changed(changed, time.monotonic()) if self._log else None
+            if line:
+                self._logger.info(line)
+
+    def pending_log_line(self):
+        """The line with the changes not logged yet, once the period allows; else None."""
+        return self._log.due(time.monotonic()) if self._log else None
 
 
 def _declare(node, name: str, spec: Spec):

@@ -74,8 +74,13 @@ def nan_is_the_only_invalid(depth: np.ndarray) -> bool:
     return bool(np.isnan(lo) or (lo > 0 and hi < np.inf))
 
 
-def depth_to_pointcloud2(depth: np.ndarray, K, header, rgb: np.ndarray = None) -> PointCloud2:
+def depth_to_pointcloud2(depth: np.ndarray, K, header, rgb: np.ndarray = None, stride: int = 1) -> PointCloud2:
     """Organized cloud (height x width) from depth and K = (fx, fy, cx, cy).
+
+    `stride` > 1: `depth` (and `rgb`) hold every stride-th pixel of the image K describes,
+    image[::stride, ::stride] (a decimated cloud): point (i, j) is pixel (u, v) =
+    (stride j, stride i) back-projected with K itself, so it equals the full cloud's
+    point there bit for bit.
 
     Same values as `backproject` bit for bit (same float32 operations in the same
     order). x and y are computed contiguously with ufunc `out=` into reused per-thread
@@ -83,6 +88,9 @@ def depth_to_pointcloud2(depth: np.ndarray, K, header, rgb: np.ndarray = None) -
     x, y, z, rgb straight into the message's own data buffer: no structured array,
     no np.where copy of valid depth, no second copy of 5 MB into msg.data."""
     fx, fy, cx, cy = (float(k) for k in K)
+    if int(stride) != stride or stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride}")
+    stride = int(stride)
     if not valid_intrinsics(fx, fy, cx, cy):
         raise ValueError(f"invalid intrinsics fx={fx} fy={fy} cx={cx} cy={cy}")
     z = np.ascontiguousarray(depth, dtype=np.float32)
@@ -94,9 +102,11 @@ def depth_to_pointcloud2(depth: np.ndarray, K, header, rgb: np.ndarray = None) -
     if rgb is not None and rgb.shape[:2] != (height, width):
         raise ValueError(f"rgb {rgb.shape[:2]} does not match depth {(height, width)}")
     x, y, bgra, zeros = _scratch.planes(height, width)
-    np.multiply((np.arange(width, dtype=np.float32) - np.float32(cx))[None, :], z, out=x)  # (u - cx) * z
+    u = np.arange(0, width * stride, stride, dtype=np.float32)  # the kept pixels' columns and rows
+    v = np.arange(0, height * stride, stride, dtype=np.float32)
+    np.multiply((u - np.float32(cx))[None, :], z, out=x)  # (u - cx) * z
     np.divide(x, np.float32(fx), out=x)  # ... / fx
-    np.multiply((np.arange(height, dtype=np.float32) - np.float32(cy))[:, None], z, out=y)
+    np.multiply((v - np.float32(cy))[:, None], z, out=y)
     np.divide(y, np.float32(fy), out=y)
     if rgb is not None:
         fourth = _packed_rgb(rgb, bgra)

@@ -11,9 +11,15 @@ moment a signal lands, under a worker that is still publishing ("context is
 invalid"), and a second SIGINT raised KeyboardInterrupt inside destroy_node. Ours
 only set flags, so no signal can interrupt the teardown itself.
 
-If a frame was dropped, its thread is still inside torch: the process then leaves
-with os._exit after the teardown, because interpreter finalization under a running
-torch thread aborts (std::terminate, exit -6).
+After the teardown nothing is left to stop, so the stop signals are ignored from then
+on: Python's finalization resets their handlers to the default action before its
+seconds of module teardown (torch), and launch's SIGINT, landing there, killed the node
+(exit -2, or 130 from a shell). If a thread is still running then (a dropped frame's,
+inside torch: a lifecycle transition may have dropped it long before), the process
+leaves with os._exit instead of finalizing: finalization ends such a thread with
+pthread_exit when it next takes the GIL, from inside pybind11's gil_scoped_release
+destructor in torch, and unwinding out of that noexcept destructor calls std::terminate
+(SIGABRT, exit -6).
 
 The executor is rclpy's EventsExecutor where this rclpy has it (`make_executor`): its
 waiting and bookkeeping are C++ (no wait set rebuilt in Python for every message), so
@@ -44,17 +50,27 @@ def make_executor(context, kind: str = "auto"):
     later, Jazzy from rclpy 7.1.4; without it `events` falls back with a warning)."""
     if kind not in EXECUTORS:
         raise UserError(f"unknown executor '{kind}' ({', '.join(EXECUTORS)})")
+    events_executor = _events_executor_class()
+    if kind != "single" and events_executor is not None:
+        return events_executor(context=context), None
     warning = None
-    if kind != "single":
-        try:
-            from rclpy.experimental import EventsExecutor
-        except ImportError:
-            if kind == "events":
-                warning = ("executor 'events' asked for but this rclpy has no rclpy.experimental.EventsExecutor: "
-                           "using SingleThreadedExecutor")
-        else:
-            return EventsExecutor(context=context), None
+    if kind == "events":
+        warning = ("executor 'events' asked for but this rclpy has no rclpy.experimental.EventsExecutor: "
+                   "using SingleThreadedExecutor")
     return SingleThreadedExecutor(context=context), warning
+
+
+def spins_on_events_executor(kind: str) -> bool:
+    """Whether make_executor(kind) gives rclpy's EventsExecutor."""
+    return kind != "single" and _events_executor_class() is not None
+
+
+def _events_executor_class():
+    try:
+        from rclpy.experimental import EventsExecutor
+    except ImportError:
+        return None
+    return EventsExecutor
 
 
 class StopRequests:
@@ -85,6 +101,11 @@ class StopRequests:
             self._interrupt = False  # a second signal during the clean-up must not raise again
             raise KeyboardInterrupt
 
+    def ignore(self) -> None:
+        """From now on a stop signal does nothing (the node is gone; see the module's docstring)."""
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
     @contextmanager
     def interrupting(self):
         self._interrupt = not self.requested.is_set()
@@ -109,9 +130,20 @@ def run_node(create, start=None, stop=None, args=None, name: str = "node") -> in
     `create()` builds the node, `start(node)` readies it (both may raise UserError:
     one FATAL line, exit 1; a signal meanwhile: exit 0), then the node spins (on the
     executor its `executor_kind` names, see make_executor; default auto) until a
-    stop request, then `stop(node, hurry)` finishes its work and returns False if it
-    had to leave a thread running. `name` labels lines logged before the node exists."""
+    stop request, then `stop(node, hurry)` finishes its work. If a thread still runs
+    after the teardown (a dropped frame's), the process leaves with exit_now instead of
+    returning. `name` labels lines logged before the node exists."""
     requests = StopRequests().install()  # before anything slow, so Ctrl-C is never lost
+    try:
+        code = _run(requests, create, start, stop, args, name)
+    finally:
+        requests.ignore()
+    if _threads_running():  # finalizing under them could abort: leave without it
+        exit_now(code)
+    return code
+
+
+def _run(requests, create, start, stop, args, name) -> int:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
@@ -136,13 +168,17 @@ def run_node(create, start=None, stop=None, args=None, name: str = "node") -> in
     spin_until_stop(executor, requests)
     if requests.signal_name:
         node.get_logger().info(f"{requests.signal_name}: stopping")
-    finished = stop(node, requests.hurry) if stop is not None else True
+    if stop is not None:
+        stop(node, requests.hurry)
     executor.remove_node(node)
     executor.shutdown(timeout_sec=0)
     _close(node)
-    if finished is False:
-        exit_now(0)
     return 0
+
+
+def _threads_running() -> list:
+    """Python threads other than this one still alive after the teardown."""
+    return [t for t in threading.enumerate() if t is not threading.current_thread() and t.is_alive()]
 
 
 def _logger(node, name):

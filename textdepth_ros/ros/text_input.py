@@ -6,8 +6,23 @@ None meaning "keep the previous text", plus a note to log.
 """
 import unicodedata
 
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from textdepth_ros.ros.change_log import ChangeLog, since_last_line
+
 CONTEXT_LENGTH = 77  # CLIP's context, start and end tokens included
 MAX_CHARS = 2048  # 77 tokens never need more; cut first so tokenizing a huge string is cheap
+
+
+def text_qos() -> QoSProfile:
+    """Reliable + transient local: a node started late still gets the last description
+    (the `text` input, and the auto text the node publishes)."""
+    return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def usable_text(value: str):
+    """None if `value` holds a usable description, else why not (a parameter check)."""
+    return None if clean_text(value)[0] else "no usable text (empty, whitespace or control characters)"
 
 
 def decode(raw) -> tuple:
@@ -39,28 +54,8 @@ def clean_text(raw, tokenizer=None, context_length: int = CONTEXT_LENGTH):
     return text, notes
 
 
-class TextChangeLog:
-    """One INFO line per `period` seconds at most for a description that may change at
-    any rate (a line per change was ~770 lines/s from a 1 kHz topic): a change after a
-    quiet period is logged at once; later ones are counted, and the newest is logged by
-    `due()` once the period is over."""
+class TextChangeLog(ChangeLog):
+    """Scene text changes, one line per `period` at most (see ChangeLog)."""
 
     def __init__(self, period: float):
-        self.period = period
-        self._last_line = float("-inf")
-        self._pending = None
-        self._unlogged = 0  # changes since the last line
-
-    def changed(self, text: str, now: float):
-        """The line to log now, or None (logged later by due())."""
-        self._pending, self._unlogged = text, self._unlogged + 1
-        return self.due(now)
-
-    def due(self, now: float):
-        if self._pending is None or now - self._last_line < self.period:
-            return None
-        line = f"scene text: '{self._pending[:120]}'"
-        if self._unlogged > 1:
-            line += f" (the newest of {self._unlogged} changes since the last line)"
-        self._last_line, self._pending, self._unlogged = now, None, 0
-        return line
+        super().__init__(period, lambda text, changes: f"scene text: '{text[:120]}'" + since_last_line(changes))

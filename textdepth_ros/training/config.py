@@ -8,6 +8,7 @@ import yaml
 from textdepth_ros.data.augment import AugmentConfig
 from textdepth_ros.errors import UserError
 from textdepth_ros.metrics import METRIC_NAMES
+from textdepth_ros.training.freeze import check_freeze
 from textdepth_ros.training.optim import OPTIMIZERS
 from textdepth_ros.yaml_io import read_yaml_mapping
 
@@ -31,6 +32,7 @@ DEFAULTS = {
         "epochs": 20, "batch_size": 8, "accumulate": 1, "lr": 4.0e-5, "end_lr_ratio": 0.1,
         "poly_power": 0.9, "optimizer": "adam", "weight_decay": 0.0, "variance_focus": 0.85, "loss_min_depth": 0.1,
         "amp": "none", "sync_bn": False, "seed": 0, "max_steps": None, "device": "auto", "pretrained": True,
+        "freeze": [],  # module names kept fixed (training/freeze.py), e.g. [backbone]
     },
     "eval": {
         "every_steps": 1000, "every_epoch": False, "flip_tta": True, "crop": "eigen", "min_depth": 1.0e-3,
@@ -93,6 +95,7 @@ def validate(cfg: dict) -> None:
     if not isinstance(best, list) or not best or any(m not in METRIC_NAMES for m in best):
         raise UserError(f"eval.best_metrics must be a non-empty list of {', '.join(METRIC_NAMES)}, not {best!r}")
     AugmentConfig(**cfg["augment"])  # checks augment.cutdepth
+    t["freeze"] = check_freeze(t["freeze"])
     if int(t["epochs"]) < 1 or int(t["batch_size"]) < 1 or int(t["accumulate"]) < 1:
         raise UserError("train.epochs, train.batch_size and train.accumulate must be >= 1")
     if cfg["eval"]["crop"] not in ("eigen", "garg", None, "none"):

@@ -56,10 +56,12 @@ def predict(model, images: torch.Tensor, texts, flip_tta: bool = True, amp_dtype
 
 
 def evaluate_model(model, loader, device, flip_tta=True, amp_dtype=None, crop="eigen", min_depth=1e-3,
-                   max_depth=10.0, per_image=None, progress=True, first_batch_out=None) -> dict:
+                   max_depth=10.0, per_image=None, progress=True, first_batch_out=None, focal_factors=None) -> dict:
     """Mean metrics over the loader's images (all ranks combined under DDP).
     per_image: a list that receives (name, metrics) rows of this rank.
-    first_batch_out: a dict that receives the first batch and its prediction (panels)."""
+    first_batch_out: a dict that receives the first batch and its prediction (panels).
+    focal_factors: batch -> one depth factor per image (focal scaling, camera_scale.py),
+    applied to the prediction before the metrics' clamping; None: none."""
     net = model.module if hasattr(model, "module") else model
     was_training = net.training
     net.eval()
@@ -68,6 +70,8 @@ def evaluate_model(model, loader, device, flip_tta=True, amp_dtype=None, crop="e
         for batch in loader:
             images = batch["image"].to(device, non_blocking=True)
             pred = predict(net, images, batch["text"], flip_tta, amp_dtype).cpu().numpy()
+            if focal_factors is not None:
+                pred = pred * np.asarray(focal_factors(batch), dtype=np.float32)[:, None, None, None]
             gt = batch["depth"].numpy()
             if first_batch_out is not None and not first_batch_out:
                 first_batch_out.update(batch=batch, pred=pred)

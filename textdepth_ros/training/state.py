@@ -10,20 +10,21 @@ records the step and the SHA-256 of the weights file it belongs to. load_last ch
 both, so a pair from different saves is never used: if a save was cut between the two
 renames, the staged state that belongs to the new weights is still there and the
 interrupted save is completed; anything else that does not match is refused with one
-line.
+line. The state's structure is checked before any of it is used (state_check.py). A
+save on a full or read-only disk is one line and leaves the previous pair in place.
 """
 import hashlib
 import json
 import os
-import random
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from textdepth_ros.atomic_io import fsync_path
+from textdepth_ros.atomic_io import atomic_files, fsync_path
 from textdepth_ros.errors import UserError
 from textdepth_ros.model.checkpoint import load_checkpoint, save_checkpoint
+from textdepth_ros.training.rng_state import rng_states, set_rng_states
+from textdepth_ros.training.state_check import state_problem
 
 WEIGHTS, STATE = "last.safetensors", "last_state.pt"
 STAGED = ".new"
@@ -34,44 +35,25 @@ def file_sha256(path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def rng_states() -> dict:
-    """Every random generator a training step can touch: torch (CPU, CUDA), and numpy's
-    and Python's global ones (unused by our own code; a model or library may draw)."""
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-        "python": [list(random.getstate()[1]), random.getstate()[0]],
-    }
-
-
-def set_rng_states(states: dict) -> None:
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    n = states["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    internal, version = states["python"]
-    random.setstate((version, tuple(internal), None))
-
-
 def save_last(out_dir, model, optimizer, scheduler, scaler, progress: dict, extra: dict) -> None:
     out_dir = Path(out_dir)
     weights, state_path = out_dir / WEIGHTS, out_dir / STATE
     staged_weights, staged_state = out_dir / (WEIGHTS + STAGED), out_dir / (STATE + STAGED)
-    save_checkpoint(staged_weights, model, extra=dict(extra, **progress))
-    state = {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "progress": dict(progress),  # step, epoch, batch (micro-batches done in epoch), best
-        "rng": rng_states(),
-        "weights_sha256": file_sha256(staged_weights),
-    }
-    torch.save(state, staged_state)
-    fsync_path(staged_state)  # the weights were fsynced by save_checkpoint's atomic write
+    try:  # both staged whole (atomic_files: a full or read-only disk is one UserError) or neither
+        save_checkpoint(staged_weights, model, extra=dict(extra, **progress))
+        state = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "progress": dict(progress),  # step, epoch, batch (micro-batches done in epoch), best
+            "rng": rng_states(),
+            "weights_sha256": file_sha256(staged_weights),
+        }
+        with atomic_files(staged_state, what="training state") as (tmp,):
+            torch.save(state, tmp)
+    except BaseException:
+        staged_weights.unlink(missing_ok=True)  # the previous pair stays the resume point
+        raise
     os.replace(staged_weights, weights)  # from here until the next line the pair is split;
     os.replace(staged_state, state_path)  # load_last completes it from the staged state
     fsync_path(out_dir)
@@ -95,8 +77,9 @@ def _weights_step(path):
         raise UserError(f"cannot resume: {path} is unreadable ({type(exc).__name__})") from None
 
 
-def _matches(state: dict, weights_step, weights_sha: str) -> bool:
-    return state.get("weights_sha256") == weights_sha and state.get("progress", {}).get("step") == weights_step
+def _matches(state, weights_step, weights_sha: str) -> bool:
+    return (isinstance(state, dict) and state.get("weights_sha256") == weights_sha
+            and isinstance(state.get("progress"), dict) and state["progress"].get("step") == weights_step)
 
 
 def check_pair(out_dir) -> dict:
@@ -119,7 +102,9 @@ def check_pair(out_dir) -> dict:
             os.replace(staged_state, state_path)
             print(f"note: completed the save of step {weights_step} that was interrupted ({state_path} was behind)")
             return staged
-    state_step = state.get("progress", {}).get("step")
+    if not isinstance(state, dict) or not isinstance(state.get("progress"), dict):
+        raise UserError(f"cannot resume: {state_path} is not a training state written by textdepth train")
+    state_step = state["progress"].get("step")
     if state_step != weights_step:
         why = f"is step {weights_step} but {state_path.name} is step {state_step}"
     elif "weights_sha256" not in state:
@@ -134,8 +119,18 @@ def load_last(out_dir, model, optimizer, scheduler, scaler, device, checked: dic
     """Restore everything save_last wrote; returns the progress dict. `checked`: what this
     process's check_pair(out_dir) already returned (else it is checked here)."""
     state = checked if checked is not None else check_pair(out_dir)
+    problem = state_problem(state, optimizer, scheduler, scaler)  # before any of it is used
+    if problem:
+        raise UserError(f"cannot resume: {Path(out_dir) / STATE} {problem} (edited, or from another version or "
+                        "config? start without --resume, or put back the state that was saved)")
     load_checkpoint(Path(out_dir) / WEIGHTS, model=model, device=device)
-    optimizer.load_state_dict(state["optimizer"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except ValueError:  # another set of trainable parameters
+        saved = sum(len(g["params"]) for g in state["optimizer"]["param_groups"])
+        now = sum(len(g["params"]) for g in optimizer.param_groups)
+        raise UserError(f"cannot resume: the saved optimizer trains {saved} parameter tensors, this run {now} "
+                        "(was train.freeze changed? resume with the run's own setting)") from None
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
     set_rng_states(state["rng"])
