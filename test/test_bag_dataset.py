@@ -7,7 +7,6 @@ starts late, a binned camera_info)."""
 import csv
 import json
 
-import cv2
 import numpy as np
 import pytest
 import torch

@@ -43,8 +43,8 @@ class Pair:
 
 def pair_by_stamp(image_stamps, depth_stamps, tolerance_ns: int, skipped: Counter) -> "list[Pair]":
     """Pairs of `image_stamps` (recording order; None = a message without a readable
-    header) with `depth_stamps`, sorted by image stamp. Unpaired images are counted in `skipped` by reason; depth frames nobody took
-    are returned in skipped["depth frames without an image"]."""
+    header) with `depth_stamps`, sorted by image stamp. Unpaired images are counted in
+    `skipped` by reason, and so are depth frames nobody took."""
     seen, candidates = set(), []
     depth_sorted = sorted(set(depth_stamps))
     for order, stamp in enumerate(image_stamps):

@@ -48,7 +48,8 @@ class AugmentConfig:
             raise UserError(f"augment.cutdepth must be one of {', '.join(CUTDEPTH_MODES)}, not {self.cutdepth!r}")
         if self.crop_size is not None:
             size = self.crop_size
-            if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+            if not (isinstance(size, (list, tuple)) and len(size) == 2
+                    and all(isinstance(v, int) and v > 0 for v in size)):
                 raise UserError(f"augment.crop_size must be [height, width] in pixels or null, not {size!r}")
             self.crop_size = tuple(size)
 
