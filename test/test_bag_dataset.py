@@ -75,8 +75,8 @@ def test_training_from_a_bag_lowers_held_out_abs_rel(room_bag, repo_root, tmp_pa
 
     overrides = [f"data.root={out}", f"data.train_list={out}/train_list.txt", f"data.test_list={out}/test_list.txt",
                  f"data.captions_dir={out}", "eval.crop=none", "augment.border_mask=false", f"log.out_dir={tmp_path}/run",
-                 "train.epochs=4", "train.batch_size=4", "log.save_every=0", "log.image_every=0",
-                 "eval.every_epoch=false", "eval.every_steps=28"]  # evaluated once, at the end (step 28)
+                 "train.epochs=3", "train.batch_size=4", "log.save_every=0", "log.image_every=0",
+                 "eval.every_epoch=false", "eval.every_steps=21"]  # evaluated once, at the end (step 21)
     cfg = load_train_config(repo_root / "config/train_tiny.yaml", overrides)
     torch.manual_seed(cfg["train"]["seed"])  # the weights train() starts from
     untrained = build_model("tiny", pretrained=False)
@@ -87,9 +87,9 @@ def test_training_from_a_bag_lowers_held_out_abs_rel(room_bag, repo_root, tmp_pa
     summary = train(cfg)
     end, best = summary["eval"], summary["best"]["abs_rel"]
     print(f"held-out AbsRel {start['abs_rel']:.4f} -> {end['abs_rel']:.4f} after {summary['step']} steps")
-    assert summary["step"] == best["step"] == 28 and end["count"] == start["count"] == 7
-    # Measured (docs/training-from-bags.md): end / start 0.537 here; 0.346, 0.578, 0.473 with
-    # data seeds 6, 7 and train seed 1. Evaluations in between do not change the run (fork_rng).
+    assert summary["step"] == best["step"] == 21 and end["count"] == start["count"] == 7
+    # Measured (docs/training-from-bags.md): end / start 0.41 here; 0.27, 0.51, 0.56 with data
+    # seeds 6, 7 and train seed 1 (one torch thread; two threads round differently).
     assert end["abs_rel"] < 0.8 * start["abs_rel"]
 
     # `eval` on the best checkpoint, with the captions, scores what training recorded.
