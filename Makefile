@@ -6,7 +6,7 @@ PY      ?= python3
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-# ROS 2 on loopback only, logs in a temp dir (see README "Environment").
+# ROS 2 discovery on loopback only: DDS does not multicast on every interface.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export PYTHONUNBUFFERED := 1
 

@@ -1,4 +1,4 @@
-"""The package's import layering (README "Layout"): imports go one way and no module
+"""The package's import layering (CONTRIBUTING.md "Layout"): imports go one way and no module
 imports itself back through others. Read from the source with ast, nothing imported."""
 import ast
 from pathlib import Path

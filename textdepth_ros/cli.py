@@ -25,6 +25,8 @@ COMMANDS = {
     "eval": ("textdepth_ros.eval", "evaluate a checkpoint or a folder of predictions (PixelFormer protocol)"),
     "make-bag": ("textdepth_ros.bags.make_bag", "write an RGB-D dataset into a rosbag2 (mcap or sqlite3)"),
     "bag-eval": ("textdepth_ros.bags.bag_eval", "replay a bag through the node (or the model) and score it"),
+    "bag-dataset": ("textdepth_ros.bags.bag_dataset",
+                    "turn RGB-D rosbags into a train / held-out dataset (NYU layout) for train and eval"),
     "import-pixelformer": ("textdepth_ros.import_pixelformer",
                            "convert a PixelFormer checkpoint (nyu.pth, kitti.pth) into a textdepth checkpoint"),
     "experiment": ("textdepth_ros.experiments.text_prior",
