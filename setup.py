@@ -17,6 +17,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/config/model", glob("config/model/*.yaml")),
         (f"share/{PACKAGE}/model", glob("model/*.md") + glob("model/*.json")),
+        (f"share/{PACKAGE}/model/demo", glob("model/demo/*")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -62,7 +62,7 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 def keep_freed_buffers() -> bool:
     """glibc: serve blocks up to 32 MB from the heap and keep up to 64 MB of freed heap,
     so a client taking multi-MB messages reuses its buffers instead of page-faulting fresh
-    ones for every message (README "The plumbing alone"). For bench clients; the node does
+    ones for every message (docs/performance.md, "Python consumers of the depth"). For bench clients; the node does
     not do it (no measurable change there). False where libc is not glibc."""
     import ctypes
     import platform

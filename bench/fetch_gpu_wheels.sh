@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetch, as Python 3.12 x86-64 wheels into .whl/, the packages bench/gpu.sh needs that
-# the GPU machine's Python lacks (see README "Performance"): open_clip_torch, ftfy,
+# the GPU machine's Python lacks (see CONTRIBUTING.md, "On a CUDA machine"): open_clip_torch, ftfy,
 # wcwidth, our timm pin, and the ROS 2 wheels rclpy needs (rclpy + Fast DDS + messages),
 # at the versions this checkout's .venv has installed. ~48 MB. Then checks that the set
 # installs (no dependency resolution, as gpu.sh does it) into a scratch folder.

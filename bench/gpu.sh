@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU number of the README in one run on a CUDA machine (README "Performance"):
+# Every GPU number of docs/performance.md in one run on a CUDA machine:
 #   1. model speed, paper config 480x640: eager / CUDA graph per precision (fp32, fp16,
 #      bf16), graph vs eager difference, operators + kernels per forward (torch.profiler);
 #   1b. half precision with the matmul weights cast once vs cast by autocast per forward
@@ -12,7 +12,7 @@
 #      first start, ratio, streams, kernels per forward and difference from eager, then a
 #      restart that reuses the cache on disk;
 #   3a. the same at 120 Hz without the cloud and with a client that keeps its freed
-#      buffers (README "The plumbing alone"): is the 120 Hz shortfall the client's?
+#      buffers (docs/performance.md): is the 120 Hz shortfall the client's?
 #   3b. the node's plumbing on this host with the forward replaced by a GIL-free 5.6 ms
 #      wait (bench/gil_bench.py --compare-executors, CPU only, ~40 s): 120 Hz FPS, forward
 #      p90 and output age on SingleThreadedExecutor and on EventsExecutor (the node's

@@ -1,5 +1,5 @@
 """The table at the end of bench/gpu.sh: every number of its JSON files against the
-GPU serving targets (README "Performance"), printed and written to OUTDIR/summary.json.
+GPU serving targets (docs/performance.md), printed and written to OUTDIR/summary.json.
 A missing file (a step skipped or failed) shows as a missing row, never as a pass."""
 import argparse
 import csv

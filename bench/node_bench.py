@@ -54,7 +54,7 @@ def parse_args(argv):
     parser.add_argument("--no-cloud", action="store_true", help="do not subscribe to points (the node then skips it)")
     parser.add_argument("--tuned-client", action="store_true",
                         help="this process (the client) keeps freed multi-MB buffers (glibc mallopt): its own "
-                             "receive of depth and cloud costs less (README \"The plumbing alone\")")
+                             "receive of depth and cloud costs less (docs/performance.md)")
     parser.add_argument("--text", default="a living room with a sofa", help="scene text (default %(default)r)")
     parser.add_argument("--start-timeout", type=float, default=300.0,
                         help="seconds to wait for the node to be ready (model load, warm-up, compilation; default %(default)s)")

@@ -1,38 +1,64 @@
-"""The README's per-node tables (Subscribed / Published / Parameters) name exactly what
-the code declares, so they stay true as parameters and topics change."""
+"""The node tables (README.md's one-line tables and docs/node.md's full ones), the
+evaluator node's tables (docs/bags.md), the launch arguments (docs/node.md) and the CLI
+table (README.md) name exactly what the code declares, so they stay true as parameters,
+topics and commands change."""
 import re
 
+import pytest
 from ros_helpers import REPO, Client
+from test_docs import launch_arguments
 from textdepth_ros.bags.evaluator_node import parameters as evaluator_parameters
+from textdepth_ros.cli import COMMANDS
 from textdepth_ros.ros.auto_text import AUTO_SCORE_TOPIC, AUTO_TEXT_TOPIC
 from textdepth_ros.ros.depth_node import PARAMETERS as DEPTH_PARAMETERS
 
-README = (REPO / "README.md").read_text()
+README, NODE, BAGS = "README.md", "docs/node.md", "docs/bags.md"
+QOS_ROWS = {"qos_overrides.<topic>.subscription.*",
+            "qos_overrides.<topic>.subscription.{reliability,durability,history,depth}"}
 
 
-def first_column(table_heading: str, start: str, end: str) -> set:
-    """Backticked names in the first column of the table after `table_heading` in [start, end)."""
-    section = README[README.index(start):README.index(end)]
-    rows = section[section.index(table_heading):].split("\n\n")[0].splitlines()[2:]
+def section(page: str, heading: str) -> str:
+    """The text under the markdown heading `heading` of `page`, up to the next heading of
+    the same or a higher level."""
+    text = (REPO / page).read_text()
+    match = re.search(rf"^(#+) {re.escape(heading)}\s*$", text, re.MULTILINE)
+    assert match, f"{page} has no heading '{heading}'"
+    level = len(match.group(1))
+    end = re.search(rf"^#{{1,{level}}} ", text[match.end():], re.MULTILINE)
+    return text[match.end():match.end() + end.start() if end else len(text)]
+
+
+def first_column(page: str, heading: str, table_heading: str) -> set:
+    """Backticked names in the first column of the table starting with `table_heading`
+    under `heading` of `page`."""
+    text = section(page, heading)
+    assert table_heading in text, f"{page}, '{heading}': no table starting with {table_heading!r}"
+    rows = text[text.index(table_heading):].split("\n\n")[0].splitlines()[2:]
     return {name for row in rows for name in re.findall(r"`([^`]+)`", row.split("|")[1])}
 
 
-def test_depth_node_parameter_table_matches_the_code():
-    documented = first_column("| parameter |", "### Parameters", "### Input QoS")
-    documented.discard("qos_overrides.<topic>.subscription.{reliability,durability,history,depth}")
-    assert documented == set(DEPTH_PARAMETERS)
+@pytest.mark.parametrize("page, heading", [(README, "Parameters"), (NODE, "Parameters")])
+def test_depth_node_parameter_tables_match_the_code(page, heading):
+    assert first_column(page, heading, "| parameter |") - QOS_ROWS == set(DEPTH_PARAMETERS)
 
 
-def test_depth_node_topic_tables_match_the_code():
-    subscribed = first_column("| topic |", "### Subscribed topics", "### Published topics")
-    assert subscribed == {"image", "image/compressed", "camera_info", "text"}
-    published = first_column("| topic |", "### Published topics", "### Parameters")
-    assert published == set(Client.OUTPUTS) | {"/diagnostics", AUTO_TEXT_TOPIC, AUTO_SCORE_TOPIC}
+@pytest.mark.parametrize("page", [README, NODE])
+def test_depth_node_topic_tables_match_the_code(page):
+    assert first_column(page, "Subscribed topics", "| topic |") == {"image", "image/compressed", "camera_info", "text"}
+    assert first_column(page, "Published topics", "| topic |") == \
+        set(Client.OUTPUTS) | {"/diagnostics", AUTO_TEXT_TOPIC, AUTO_SCORE_TOPIC}
+
+
+def test_launch_argument_table_matches_the_launch_file():
+    assert first_column(NODE, "Launching", "| launch argument |") == launch_arguments("depth.launch.py")
+
+
+def test_cli_table_names_every_subcommand():
+    assert first_column(README, "Command line: `textdepth`", "| command |") == set(COMMANDS)
 
 
 def test_evaluator_node_tables_match_the_code():
-    documented = first_column("| parameter |", "`evaluator_node` (node name", "Without `ros2`,")
-    documented.discard("qos_overrides.<topic>.subscription.*")
-    assert documented == set(evaluator_parameters())
-    assert first_column("| subscribed |", "`evaluator_node` (node name", "Without `ros2`,") == {"depth", "gt_depth"}
-    assert first_column("| published |", "`evaluator_node` (node name", "Without `ros2`,") == {"evaluation"}
+    heading = "The ROS route: `evaluator_node`"
+    assert first_column(BAGS, heading, "| parameter |") - QOS_ROWS == set(evaluator_parameters())
+    assert first_column(BAGS, heading, "| subscribed |") == {"depth", "gt_depth"}
+    assert first_column(BAGS, heading, "| published |") == {"evaluation"}

@@ -27,7 +27,7 @@ EDITS = {
     "moment-of-another-shape": (lambda s: first_moments(s).update(exp_avg=torch.zeros(3)),
                                 "['exp_avg'] as a float32 tensor of shape (3,), expected a float tensor of shape (256,)"),
     "params-of-another-model": (lambda s: s["optimizer"]["param_groups"][0]["params"].pop(),
-                                "optimizer['param_groups'][0]['params'] as a list of 313, expected a list of 314"),
+                                "trains 313 parameter tensors, this run 314 (was train.freeze changed?"),
     "bad-torch-rng": (lambda s: s["rng"].update(torch=torch.zeros(10, dtype=torch.uint8)),
                       "rng['torch'] as a uint8 tensor of shape (10,)"),
     "bad-python-rng": (lambda s: s["rng"]["python"][0].__setitem__(624, 10**6), "RNG state the generators refuse"),

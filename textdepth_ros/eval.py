@@ -1,12 +1,17 @@
-"""Evaluate depth on NYU Depth v2 under PixelFormer's protocol (Eigen crop, clamping to
-[1e-3, 10] m, flip test-time augmentation as its post_process_depth, per-image metrics
-averaged over images).
+"""Evaluate depth on NYU Depth v2 (or KITTI) under PixelFormer's protocol (Eigen crop,
+clamping to [1e-3, 10] m, flip test-time augmentation as its post_process_depth,
+per-image metrics averaged over images). KITTI (--dataset kitti, BTS's Eigen test list):
+depth PNG / 256 under --gt-root, image and ground truth KB-cropped to 352x1216, Garg crop
+of that (--crop eigen for KITTI's Eigen crop), 1e-3..80 m, as PixelFormer's
+configs/arguments_eval_kittieigen.txt runs it (data/kitti.py says where that differs
+from BTS's original evaluation).
 
 Inputs, one of:
   --checkpoint CKPT          a textdepth_ros checkpoint (.safetensors)
   --pred-dir P               predictions of any other method: float32 metres in .npy at
                              P/<the list's rgb path with .npy>, e.g.
                              P/bathroom/rgb_00045.npy, same size as the ground truth
+                             (KITTI: 352x1216, the KB crop's; a full-frame one is cut to it)
 Data, one of:
   --data-root D --test-list L   BTS/PixelFormer layout (e.g. nyudepthv2_test_files_with_gt.txt)
   --nyu-mat nyu_depth_v2_labeled.mat   the official 654 test images straight from the .mat
@@ -15,11 +20,12 @@ Prints the metric table, writes OUT/results.json (silog, abs_rel, log10, rmse, s
 rmse_log, d1, d2, d3, count) and OUT/per_image.csv, both or neither (a failed run
 leaves no partial results). --compare prints the paper's Table 1 beside the result.
 
-Focal scaling (--focal-scaling auto, the default): a checkpoint that records its training
+Focal scaling (--focal-scaling auto, the default for NYU-style lists): a checkpoint that records its training
 camera has each prediction multiplied by the list's focal length over the training one
 (NYU's 518.8579 px where the list gives none, and for --nyu-mat), so a list from another
 camera is scored at its own scale; a list of the training camera is scored unchanged
-(docs/camera-scale.md).
+(docs/camera-scale.md). For --dataset kitti the default is off: PixelFormer scores the
+Eigen split's drives (707-721 px) unscaled.
 """
 import csv
 import io
@@ -37,7 +43,8 @@ from textdepth_ros.data.dataset import ListDataset, Loader, MatDataset
 from textdepth_ros.data.nyu import load_depth, read_list
 from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.errors import UserError
-from textdepth_ros.metrics import METRIC_NAMES, MetricAverager, evaluate_depth, format_table
+from textdepth_ros.data.kitti import KB_CROP, KITTI_MAX_DEPTH, KITTI_TEXT, kb_crop, kb_crop_box
+from textdepth_ros.metrics import MAX_DEPTH_EVAL, METRIC_NAMES, MetricAverager, evaluate_depth, format_table, protocol_crop
 
 # Paper Table 1 (NYU Depth v2): abs_rel, rmse, log10, d1, d2, d3 (None = not reported).
 TABLE1 = [
@@ -70,21 +77,30 @@ def add_arguments(parser) -> None:
     data.add_argument("--nyu-mat", help="nyu_depth_v2_labeled.mat: evaluate its official 654 test images")
     data.add_argument("--mat-depth-key", default="rawDepths", choices=["rawDepths", "depths"],
                       help="which depth of the .mat is ground truth (default rawDepths = what the Eigen list's PNGs hold)")
-    data.add_argument("--dataset", default="nyu", choices=["nyu", "sunrgbd"],
-                      help="depth PNG encoding: nyu = uint16 mm; sunrgbd = SUN RGB-D's bit-rotated uint16 (default nyu)")
+    data.add_argument("--dataset", default="nyu", choices=["nyu", "sunrgbd", "kitti"],
+                      help="nyu = uint16 mm PNGs; sunrgbd = SUN RGB-D's bit-rotated uint16; kitti = BTS's Eigen list, "
+                           "uint16 PNG / 256 under --gt-root, KB crop (default nyu)")
+    data.add_argument("--gt-root", help="root of the list's depth paths when they live in another tree (KITTI: "
+                                        "kitti_gt, joined with each image's date folder as PixelFormer does; "
+                                        "default --data-root)")
     proto = parser.add_argument_group("protocol")
-    proto.add_argument("--crop", choices=["eigen", "none"], help="eigen = rows 45:471, cols 41:601 of 480x640 "
-                                                                 "(default: eigen for nyu, none for sunrgbd)")
+    proto.add_argument("--crop", choices=["eigen", "garg", "none"],
+                       help="eigen = NYU's rows 45:471, cols 41:601 of 480x640, or KITTI's Eigen crop with --dataset "
+                            "kitti; garg = Garg's KITTI crop (default: eigen for nyu, garg for kitti, none for sunrgbd)")
     proto.add_argument("--no-flip", action="store_true", help="disable flip test-time augmentation (on by default, as PixelFormer)")
     proto.add_argument("--min-depth", type=float, default=1e-3, help="min_depth_eval in metres (default 1e-3)")
-    proto.add_argument("--max-depth", type=float, default=10.0, help="max_depth_eval in metres (default 10)")
-    proto.add_argument("--focal-scaling", choices=["auto", "off"], default="auto",
+    proto.add_argument("--max-depth", type=float, help="max_depth_eval in metres (default 10; 80 for kitti)")
+    proto.add_argument("--focal-scaling", choices=["auto", "off"],
                        help="auto: depth x (the list's focal length / the checkpoint's training focal length) when the "
-                            "checkpoint records its camera; off: never (default %(default)s)")
+                            "checkpoint records its camera; off: never (default auto; off for kitti, as PixelFormer "
+                            "scores KITTI's drives, whose focal lengths differ by 2 %%, unscaled)")
     proto.add_argument("--limit", type=int, help="evaluate only the first N images (a quick check; not the protocol)")
     text = parser.add_argument_group("scene text")
     text.add_argument("--text-template", default="a photo of a {scene}", help="prompt built from the scene folder name")
     text.add_argument("--captions-dir", help="folder with one .txt per image (same relative path as the rgb file)")
+    text.add_argument("--text", help="one fixed description for every image (default for --dataset kitti without "
+                                     f"--captions-dir: {KITTI_TEXT!r}, as config/train_kitti.yaml); captions win where "
+                                     "they exist")
     run_opts = parser.add_argument_group("running")
     run_opts.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     run_opts.add_argument("--amp", default="none", choices=list(AMP), help="autocast precision on top of fp32 weights (default none)")
@@ -103,13 +119,20 @@ def _dataset(args, scene_text):
         raise UserError("need --data-root and --test-list (or --nyu-mat)")
     if not Path(args.data_root).is_dir():
         raise UserError(f"data root not found: {args.data_root}")
-    loader = load_depth
+    loader, read = load_depth, read_list
     if args.dataset == "sunrgbd":
         from textdepth_ros.data.sunrgbd import load_sunrgbd_depth as loader
-    samples = [s for s in read_list(args.test_list) if s.depth is not None]
+    if args.dataset == "kitti":
+        from textdepth_ros.data.kitti import load_kitti_depth as loader, read_kitti_list as read
+    elif args.gt_root:
+        raise UserError("--gt-root is for --dataset kitti (NYU and SUN RGB-D lists hold image and depth in one tree)")
+    if args.gt_root and not Path(args.gt_root).is_dir():
+        raise UserError(f"ground-truth root not found: {args.gt_root}")
+    samples = [s for s in read(args.test_list) if s.depth is not None]
     if not samples:
         raise UserError(f"{args.test_list} has no entry with ground truth depth")
-    return ListDataset(args.data_root, samples, scene_text, augment_cfg=None, depth_loader=loader, list_name="test list")
+    return ListDataset(args.data_root, samples, scene_text, augment_cfg=None, depth_loader=loader, list_name="test list",
+                       depth_root=args.gt_root, kb_crop=args.dataset == "kitti")
 
 
 def load_prediction(path) -> np.ndarray:
@@ -148,6 +171,9 @@ def _eval_predictions(args, dataset, crop, per_image) -> dict:
                 raise UserError(f"missing prediction {path} (expected PRED_DIR/<rgb path>.npy)")
             pred = load_prediction(path)
             gt = item["depth"][0].numpy()
+            if args.dataset == "kitti" and pred.shape != KB_CROP and pred.shape[0] >= KB_CROP[0] \
+                    and pred.shape[1] >= KB_CROP[1]:
+                pred = kb_crop(pred, kb_crop_box(*pred.shape, name=str(path)))  # a full-frame prediction
             if pred.shape != gt.shape:
                 raise UserError(f"{path}: prediction is {'x'.join(map(str, pred.shape))}, its ground truth "
                                 f"{item['name']} is {'x'.join(map(str, gt.shape))} (predictions must be at the GT's size)")
@@ -243,14 +269,19 @@ def run(args) -> int:
         raise UserError("give exactly one of --checkpoint, --config or --pred-dir")
     if args.batch_size < 1 or args.num_workers < 0:
         raise UserError("--batch-size must be >= 1 and --num-workers >= 0")
-    scene_text = SceneText(args.text_template, args.captions_dir)
+    if args.dataset == "kitti" and args.text is None and not args.captions_dir:
+        args.text = KITTI_TEXT  # as config/train_kitti.yaml trains: KITTI's lists name no scene
+    scene_text = SceneText(args.text_template, args.captions_dir, args.text)
     dataset = _dataset(args, scene_text)
     if args.limit:
         dataset_for_texts = dataset
         dataset = Subset(dataset, range(min(args.limit, len(dataset))))
         dataset.text = dataset_for_texts.text
-    crop = args.crop or ("eigen" if args.dataset == "nyu" else "none")
-    crop = None if crop == "none" else crop
+    crop = protocol_crop(args.dataset, args.crop or {"nyu": "eigen", "kitti": "garg"}.get(args.dataset, "none"))
+    if args.max_depth is None:
+        args.max_depth = KITTI_MAX_DEPTH if args.dataset == "kitti" else MAX_DEPTH_EVAL
+    if args.focal_scaling is None:
+        args.focal_scaling = "off" if args.dataset == "kitti" else "auto"
     print(f"{len(dataset)} images, crop {crop or 'none'}, flip TTA {'off' if args.no_flip else 'on'}, "
           f"depth ({args.min_depth}, {args.max_depth}) m, example text: {dataset.text(0)!r}")
     per_image = []

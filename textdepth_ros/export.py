@@ -9,7 +9,7 @@ The CLIP text tower is not exported: it stays in torch and runs once per new tex
 
 After writing, the file is run with onnxruntime on CPU against the eager torch forward
 on the same input; the largest relative depth difference is printed and must stay
-<= 1e-3 (fp32), else the command fails. TensorRT engine: see README "ONNX and TensorRT".
+<= 1e-3 (fp32), else the command fails. TensorRT engine: see docs/onnx-tensorrt.md.
 """
 import json
 import sys

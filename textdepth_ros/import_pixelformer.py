@@ -5,7 +5,7 @@ result works wherever a checkpoint does:
 
   textdepth import-pixelformer --checkpoint nyu.pth --out model/pixelformer_nyu.safetensors
   textdepth import-pixelformer --checkpoint kitti.pth --dataset kitti --out model/pixelformer_kitti.safetensors
-  textdepth predict --checkpoint model/pixelformer_nyu.safetensors --image room.jpg --out out/room.npy
+  textdepth predict --checkpoint model/pixelformer_nyu.safetensors --image test/data/coffee_480x640.jpg --out out/coffee.npy
 
 The Swin size and window and the decoder widths are read from the tensors; the depth
 range and the camera are not stored in the file, so --dataset says which it was trained

@@ -6,9 +6,6 @@ half). The text encoder's FLOPs are for one new text: a cached text costs none.
 """
 import json
 
-from textdepth_ros.model.counting import model_report
-from textdepth_ros.model.network import PARTS
-
 
 def add_arguments(parser):
     parser.add_argument("--config", default="config/model/paper.yaml",
@@ -23,6 +20,8 @@ def add_arguments(parser):
 def run(args) -> int:
     from textdepth_ros.errors import UserError
     from textdepth_ros.model.config import load_model_config
+    from textdepth_ros.model.counting import model_report  # torch: imported only to run
+    from textdepth_ros.model.network import PARTS
 
     if args.height < 1 or args.width < 1:
         raise UserError("--height and --width must be positive")

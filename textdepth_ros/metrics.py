@@ -14,6 +14,9 @@ Sources (PixelFormer `pixelformer/eval.py` and `utils.py`, inherited from BTS):
   float32 maps (float64 inputs stay float64): in float64, pixels at a threshold's edge
   move d2/d3 by ~1e-5. Per-image metrics then equal its compute_errors'; we sum over
   images in float64 (it sums in float32 on the GPU).
+- KITTI (eval.py with --garg_crop / --eigen_crop, dataset kitti): the crop is a box of
+  fractions of the ground truth's size, rows int(a H):int(b H), cols int(c W):int(d W);
+  --garg_crop wins when both are given. min/max depth 1e-3 / 80 (the caller's).
 - one deviation: a variance that round-off makes slightly negative gives silog 0 here,
   NaN there.
 """
@@ -27,6 +30,21 @@ MAX_DEPTH_EVAL = 10.0
 # Eigen crop for NYU at 480x640 (eval.py: eval_mask[45:471, 41:601] = 1).
 EIGEN_CROP = (45, 471, 41, 601)
 NYU_SHAPE = (480, 640)
+# KITTI's crops as fractions (rows from, to, cols from, to) of the GT size (eval.py)
+FRACTION_CROPS = {
+    "garg": (0.40810811, 0.99189189, 0.03594771, 0.96405229),  # Garg et al., ECCV 2016
+    "kitti_eigen": (0.3324324, 0.91351351, 0.0359477, 0.96405229),  # Eigen et al., NIPS 2014, on KITTI
+}
+CROPS = ("eigen", *FRACTION_CROPS)  # "eigen": NYU's, at 480x640 only
+
+
+def protocol_crop(dataset: str, crop):
+    """The crop name for valid_mask from a dataset and a user's crop option: 'eigen'
+    means NYU's crop on NYU and KITTI's Eigen crop on KITTI (as PixelFormer's
+    --eigen_crop does); 'none' / None: no crop."""
+    if crop in (None, "none"):
+        return None
+    return "kitti_eigen" if crop == "eigen" and dataset == "kitti" else crop
 
 
 def max_rel_diff(depth, reference) -> float:
@@ -81,8 +99,14 @@ def valid_mask(gt: np.ndarray, crop="eigen", min_depth: float = MIN_DEPTH_EVAL, 
         crop_mask = np.zeros_like(mask)
         crop_mask[top:bottom, left:right] = True
         mask &= crop_mask
+    elif crop in FRACTION_CROPS:
+        height, width = gt.shape
+        top, bottom, left, right = FRACTION_CROPS[crop]
+        crop_mask = np.zeros_like(mask)
+        crop_mask[int(top * height):int(bottom * height), int(left * width):int(right * width)] = True
+        mask &= crop_mask
     elif crop not in ("eigen", None):
-        raise ValueError(f"unknown crop {crop!r} (eigen or None)")
+        raise ValueError(f"unknown crop {crop!r} ({', '.join(CROPS)} or None)")
     return mask
 
 

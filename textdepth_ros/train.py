@@ -26,9 +26,11 @@ from tqdm import tqdm
 
 from textdepth_ros.data.augment import AugmentConfig
 from textdepth_ros.data.dataset import ListDataset, Loader
-from textdepth_ros.data.nyu import read_list
+from textdepth_ros.data.kitti import KB_CROP, load_kitti_depth, read_kitti_list
+from textdepth_ros.data.nyu import load_depth, read_list
 from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.errors import UserError
+from textdepth_ros.metrics import protocol_crop
 from textdepth_ros.model import build_model
 from textdepth_ros.model.scene_labels import RECORD_KEY, scene_text_record
 from textdepth_ros.model.warm_start import describe_warm_start, warm_start
@@ -36,7 +38,7 @@ from textdepth_ros.paths import config_dir
 from textdepth_ros.training import distributed, state
 from textdepth_ros.training.best import update_best
 from textdepth_ros.training.camera_record import list_camera
-from textdepth_ros.training.config import load_train_config
+from textdepth_ros.training.config import load_train_config, model_config
 from textdepth_ros.training.evaluate import evaluate_model, shard
 from textdepth_ros.training.freeze import describe_trainable, freeze
 from textdepth_ros.training.loss import silog_loss
@@ -75,16 +77,22 @@ def run(args) -> int:
 
 
 def _datasets(cfg):
-    """Train and test datasets; every listed file is checked before the model is built."""
+    """Train and test datasets; every listed file is checked before the model is built.
+    KITTI: BTS's lists, depth PNG / 256 under the ground-truth roots, the KB crop."""
     d = cfg["data"]
-    scene_text = SceneText(d["text_template"], d["captions_dir"])
-    train_set = ListDataset(d["root"], read_list(d["train_list"]), scene_text, AugmentConfig(**cfg["augment"]),
-                            seed=cfg["train"]["seed"], list_name="train list")
+    kitti = d["dataset"] == "kitti"
+    read, depth_loader = (read_kitti_list, load_kitti_depth) if kitti else (read_list, load_depth)
+    scene_text = SceneText(d["text_template"], d["captions_dir"], d["text"])
+    train_set = ListDataset(d["root"], read(d["train_list"]), scene_text, AugmentConfig(**cfg["augment"]),
+                            seed=cfg["train"]["seed"], depth_loader=depth_loader, list_name="train list",
+                            depth_root=d["gt_root"], kb_crop=kitti)
     test_set = None
     if d["test_list"]:
-        # BTS/PixelFormer keep the test images in another tree (data_path_eval)
-        test_set = ListDataset(d["test_root"] or d["root"], [s for s in read_list(d["test_list"]) if s.depth],
-                               scene_text, list_name="test list")
+        # BTS/PixelFormer keep the test images in another tree (data_path_eval, gt_path_eval)
+        test_root = d["test_root"] or d["root"]
+        test_set = ListDataset(test_root, [s for s in read(d["test_list"]) if s.depth], scene_text,
+                               depth_loader=depth_loader, list_name="test list",
+                               depth_root=d["test_gt_root"] or d["gt_root"] or test_root, kb_crop=kitti)
     return train_set, test_set
 
 
@@ -136,10 +144,12 @@ def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
         raise UserError(f"{len(train_set)} training images are fewer than one optimizer step needs ({images_per_step})")
     torch.manual_seed(t["seed"])  # identical initial weights on every rank
     warm = init_from and not resume
-    model = build_model(cfg["model"], variant=cfg["variant"], pretrained=t["pretrained"] and not warm)
+    model = build_model(model_config(cfg), variant=cfg["variant"], pretrained=t["pretrained"] and not warm)
     if warm:
         # rank 0 measures the start on the first training image, as it is on disk
-        probe = ListDataset(train_set.root, train_set.samples[:1], train_set.scene_text)[0] if ctx.is_main else None
+        probe = ListDataset(train_set.root, train_set.samples[:1], train_set.scene_text,
+                            depth_loader=train_set.depth_loader, depth_root=train_set.depth_root,
+                            kb_crop=train_set.kb_crop)[0] if ctx.is_main else None
         report = warm_start(model, init_from, pretrained=t["pretrained"], device=ctx.device,
                             probe=(probe["image"][None], probe["text"]) if probe else None)
         if ctx.is_main:
@@ -174,7 +184,8 @@ def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
         print(f"{len(train_set)} train images, {len(texts)} distinct texts (e.g. {next(iter(texts))!r}); "
               f"{ctx.world} process(es) x {per_proc} images, accumulate {t['accumulate']}, "
               f"{steps_per_epoch} steps/epoch, {t['optimizer']}, amp {t['amp']}, device {ctx.device}")
-    camera, camera_line = list_camera(train_set.root, train_set.samples)
+    camera, camera_line = list_camera(train_set.root, train_set.samples,
+                                      size=KB_CROP if cfg["data"]["dataset"] == "kitti" else None)
     if ctx.is_main:
         print(camera_line)
     # The scene types and template behind the texts: what the node's text_source auto chooses from;
@@ -191,7 +202,7 @@ def train(cfg: dict, ctx=None, resume: bool = False, init_from=None) -> dict:
         # Evaluation must not move the training RNG: a resumed run does not repeat it.
         with torch.random.fork_rng(devices=[ctx.device.index or 0] if ctx.device.type == "cuda" else []):
             metrics = evaluate_model(ddp, test_loader, ctx.device, e["flip_tta"], AMP[e["amp"]],
-                                     None if e["crop"] in (None, "none") else e["crop"], e["min_depth"],
+                                     protocol_crop(cfg["data"]["dataset"], e["crop"]), e["min_depth"],
                                      e["max_depth"], progress=False, first_batch_out=panels if ctx.is_main else None)
         summary["eval"] = metrics
         if not ctx.is_main:

@@ -16,7 +16,7 @@ Input: an NYU-layout data root + list file (`textdepth make-dataset` writes one)
 folders of RGB and depth PNGs paired in sorted order.
 
   textdepth make-dataset --out data/synth
-  textdepth make-bag --root data/synth --list data/synth/test.txt --out bags/synth
+  textdepth make-bag --root data/synth --list data/synth/test_list.txt --out bags/synth
 
 The bag appears at --out only when complete: it is written into a hidden staging folder
 beside it (.NAME.partial-*) and renamed. An error, a full disk, Ctrl-C or SIGTERM

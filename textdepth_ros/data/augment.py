@@ -5,7 +5,9 @@ below); depth HxW float32 metres (0 = invalid). Geometric steps move image and d
 together; photometric steps touch the image only.
 
 PixelFormer's order: border mask, rotation (uint8 image, PIL bilinear; depth nearest),
-to float, CutDepth, flip, colour jitter. `cutdepth: paper` is our variant: the CutDepth
+to float, CutDepth, random crop to the input size (KITTI: 352x1216 -> 352x1120), flip,
+colour jitter. Its KITTI recipe has no border mask and no CutDepth (both NYU-only in its
+dataloader) and a narrower brightness range. `cutdepth: paper` is our variant: the CutDepth
 paper's geometry, a patch scaled to [0, 1], pasted last.
 
 Randomness is split from the arithmetic: `draw` takes every random number from the
@@ -18,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from textdepth_ros.errors import UserError
 
 # BTS/PixelFormer: "To avoid blank boundaries due to pixel registration", NYU GT outside
 # rows 45:472, cols 43:608 of 480x640 is set to 0 before training.
@@ -35,14 +39,19 @@ class AugmentConfig:
     cutdepth: str = "pixelformer"  # pixelformer | paper | none (see cut_depth_*)
     cutdepth_p: float = 0.75  # CutDepth's size hyper-parameter p (PixelFormer hard-codes 0.75)
     max_depth: float = 10.0  # 'paper' CutDepth: depth / max_depth -> [0, 1]
+    crop_size: "tuple | None" = None  # (height, width): a random window of this size (KITTI: 352x1120)
 
     def __post_init__(self):
         if self.cutdepth is False or self.cutdepth is None:  # YAML `cutdepth: false`
             self.cutdepth = "none"
         if self.cutdepth not in CUTDEPTH_MODES:
-            from textdepth_ros.errors import UserError
-
             raise UserError(f"augment.cutdepth must be one of {', '.join(CUTDEPTH_MODES)}, not {self.cutdepth!r}")
+        if self.crop_size is not None:
+            size = self.crop_size
+            if not (isinstance(size, (list, tuple)) and len(size) == 2
+                    and all(isinstance(v, int) and v > 0 for v in size)):
+                raise UserError(f"augment.crop_size must be [height, width] in pixels or null, not {size!r}")
+            self.crop_size = tuple(size)
 
 
 @dataclass
@@ -53,16 +62,25 @@ class Draws:
     cut: tuple  # (a, b, c, d) ~ U(0, 1): CutDepth's position and size
     flip: bool
     color: "tuple | None"  # (gamma, brightness, (r, g, b) factors) or None for no jitter
+    crop: "tuple | None" = None  # (top, left) of the random window, None: no crop
 
 
-def draw(rng: np.random.Generator, cfg: AugmentConfig) -> Draws:
+def draw(rng: np.random.Generator, cfg: AugmentConfig, shape: tuple = None) -> Draws:
+    """The random numbers of one sample; `shape` (H, W) is needed for a random crop,
+    whose offsets are drawn last (so the other draws do not depend on crop_size)."""
     angle = rng.uniform(-cfg.rotate_degrees, cfg.rotate_degrees) if cfg.rotate_degrees > 0 else 0.0
     cut = tuple(float(v) for v in rng.uniform(0.0, 1.0, size=4))
     flip = bool(cfg.flip and rng.uniform() > 0.5)
     color = None
     if cfg.color and rng.uniform() > 0.5:
         color = (rng.uniform(0.9, 1.1), rng.uniform(*cfg.brightness), tuple(rng.uniform(0.9, 1.1, size=3)))
-    return Draws(float(angle), cut, flip, color)
+    crop = None
+    if cfg.crop_size is not None and shape is not None and tuple(shape) != cfg.crop_size:
+        (height, width), (crop_h, crop_w) = shape, cfg.crop_size
+        if height < crop_h or width < crop_w:
+            raise UserError(f"a {width}x{height} training image is smaller than augment.crop_size {crop_w}x{crop_h}")
+        crop = (int(rng.integers(0, height - crop_h + 1)), int(rng.integers(0, width - crop_w + 1)))
+    return Draws(float(angle), cut, flip, color, crop)
 
 
 def mask_border(depth: np.ndarray) -> np.ndarray:
@@ -157,6 +175,9 @@ def apply(image: np.ndarray, depth: np.ndarray, draws: Draws, cfg: AugmentConfig
     image = image.astype(np.float32) / 255.0
     if cfg.cutdepth == "pixelformer":
         image = cut_depth_pixelformer(image, depth, draws.cut, cfg.cutdepth_p)
+    if draws.crop is not None:  # PixelFormer's random_crop: x = randint(0, W - w), y = randint(0, H - h)
+        (top, left), (height, width) = draws.crop, cfg.crop_size
+        image, depth = image[top:top + height, left:left + width], depth[top:top + height, left:left + width]
     if draws.flip:
         image, depth = image[:, ::-1], depth[:, ::-1]
     if draws.color is not None:
@@ -170,4 +191,4 @@ def augment(image: np.ndarray, depth: np.ndarray, rng: np.random.Generator, cfg:
     """image HxWx3 uint8, depth HxW metres -> (image float32, depth float32), augmented."""
     if image.dtype != np.uint8:
         raise TypeError(f"augment takes the uint8 image as loaded, not {image.dtype}")
-    return apply(image, depth, draw(rng, cfg), cfg)
+    return apply(image, depth, draw(rng, cfg, image.shape[:2]), cfg)

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from textdepth_ros.data.augment import AugmentConfig, augment
+from textdepth_ros.data import kitti
 from textdepth_ros.data.nyu import NYU_FOCAL, Sample, load_depth, load_rgb
 from textdepth_ros.data.scene_text import SceneText, scene_name
 from textdepth_ros.errors import UserError
@@ -29,13 +30,19 @@ def _to_item(rgb_float: np.ndarray, depth: np.ndarray, text: str, name: str, ind
 
 
 class ListDataset(Dataset):
-    """Samples of a list file. `augment_cfg` None = evaluation (no augmentation)."""
+    """Samples of a list file. `augment_cfg` None = evaluation (no augmentation).
+    `depth_root`: where the depth paths start (KITTI keeps them in another tree; default
+    `root`). `kb_crop`: KITTI's KB crop (data/kitti.py) of image and depth, for training
+    and evaluation alike (as PixelFormer's loader does)."""
 
     def __init__(self, root, samples, scene_text: SceneText, augment_cfg: AugmentConfig = None,
-                 seed: int = 0, depth_loader=load_depth, list_name: str = "list"):
+                 seed: int = 0, depth_loader=load_depth, list_name: str = "list", depth_root=None,
+                 kb_crop: bool = False):
         self.root = root
+        self.depth_root = root if depth_root is None else depth_root
+        self.kb_crop = kb_crop
         self.samples = [s for s in samples if s.depth is not None] if augment_cfg else list(samples)
-        check_files_exist(root, self.samples, list_name)
+        check_files_exist(root, self.samples, list_name, self.depth_root)
         self.scene_text = scene_text
         self.augment_cfg = augment_cfg
         self.seed = seed
@@ -59,15 +66,18 @@ class ListDataset(Dataset):
         sample: Sample = self.samples[index]
         image = load_rgb(self.root, sample)
         if sample.depth is not None:
-            depth = self.depth_loader(self.root, sample)
+            depth = self.depth_loader(self.depth_root, sample)
             if depth.shape != image.shape[:2]:
-                raise UserError(f"depth {Path(self.root) / sample.depth} is {depth.shape[0]}x{depth.shape[1]} but "
+                raise UserError(f"depth {Path(self.depth_root) / sample.depth} is {depth.shape[0]}x{depth.shape[1]} but "
                                 f"its image {Path(self.root) / sample.rgb} is {image.shape[0]}x{image.shape[1]}")
         else:
             depth = np.zeros(image.shape[:2], np.float32)
+        if self.kb_crop:
+            box = kitti.kb_crop_box(*image.shape[:2], name=str(Path(self.root) / sample.rgb))
+            image, depth = kitti.kb_crop(image, box), kitti.kb_crop(depth, box)
         if self.augment_cfg is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            image, depth = augment(image, depth, rng, self.augment_cfg)
+            image, depth = augment(np.ascontiguousarray(image), np.ascontiguousarray(depth), rng, self.augment_cfg)
         else:
             image = image.astype(np.float32) / 255.0
         return _to_item(image, depth, self.text(index), sample.rgb, index, sample.focal)
@@ -105,13 +115,17 @@ class MatDataset(Dataset):
         return _to_item(image, self._mat.depth(i), self.text(index), item_name(self.scenes[index], i), index, NYU_FOCAL)
 
 
-def check_files_exist(root, samples, list_name: str = "list") -> None:
+def check_files_exist(root, samples, list_name: str = "list", depth_root=None) -> None:
     """Fail before training or evaluating, not hours in, when list entries are missing."""
     root = Path(root)
-    missing = [root / p for s in samples for p in (s.rgb, s.depth) if p is not None and not (root / p).is_file()]
+    depth_root = root if depth_root is None else Path(depth_root)
+    paths = [root / s.rgb for s in samples] + [depth_root / s.depth for s in samples if s.depth is not None]
+    missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise UserError(f"{len(missing)} file(s) of the {list_name} are missing under {root} (first: {missing[0]}); "
-                        f"list paths are relative to the data root")
+        where = str(root) if depth_root == root else f"{root} / {depth_root}"
+        raise UserError(f"{len(missing)} file(s) of the {list_name} are missing under {where} (first: {missing[0]}); "
+                        f"list paths are relative to the data root" +
+                        ("" if depth_root == root else " (depth paths: to the ground-truth root)"))
 
 
 def collate(items) -> dict:

@@ -6,6 +6,11 @@ the Eigen test style. Each image is a random room of synthetic_scene.py (the ren
 demo uses too) seen by a NYU-like camera, depth 0.5-10 m, with room sizes that depend on
 the scene type (so the scene text is informative, as in the paper). A few small holes
 have depth 0, like Kinect dropouts.
+
+`--world scale` writes the other condition (data/scale_world.py): rooms scaled as a whole
+by a factor the picture does not show, a description per image that says the size
+(captions/<scene>/rgb_NNNNN.txt, read with data.captions_dir), and scene folders named
+room_NNNN so the folder name says nothing.
 """
 import argparse
 import math
@@ -15,7 +20,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from textdepth_ros.data.nyu import NYU_INTRINSICS, save_depth_png
+from textdepth_ros.data import scale_world
+from textdepth_ros.data.nyu import nyu_camera, save_depth_png
 from textdepth_ros.data.synthetic_scene import Room, render
 from textdepth_ros.errors import UserError
 
@@ -29,23 +35,25 @@ SCENES = {
     "classroom": ((6.0, 9.0), (2.8, 3.8), [(0.5, 0.55, 0.45), (0.75, 0.7, 0.55), (0.9, 0.9, 0.9)]),
 }
 MIN_DEPTH, MAX_DEPTH = 0.5, 9.99
+WORLDS = ("scene", "scale")
 
 
-def _rotation(yaw: float, pitch: float) -> np.ndarray:
+def view_rotation(yaw: float, pitch: float) -> np.ndarray:
+    """Camera rays -> room frame: turned by `yaw` (rad, + = right) and `pitch` (+ = up)."""
     cy, sy, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
     r_yaw = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     r_pitch = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
     return r_yaw @ r_pitch
 
 
-def render_room(rng: np.random.Generator, room: Room, height: int, width: int):
+def render_room(rng: np.random.Generator, room: Room, height: int, width: int, scale: float = 1.0):
     """(rgb uint8 HxWx3, depth float32 HxW metres) of one randomly placed view of `room`,
     seen by NYU's Kinect scaled to height x width; depth clipped to the dataset's range,
-    with a few Kinect-like dropouts (depth 0)."""
-    sx, sy = width / NYU_INTRINSICS["width"], height / NYU_INTRINSICS["height"]
-    intrinsics = (NYU_INTRINSICS["fx"] * sx, NYU_INTRINSICS["fy"] * sy, NYU_INTRINSICS["cx"] * sx, NYU_INTRINSICS["cy"] * sy)
-    rotation = _rotation(rng.uniform(-0.35, 0.35), rng.uniform(-0.12, 0.08))
-    eye = (rng.uniform(-0.3, 0.3), 0.0, rng.uniform(-0.3, 0.3))
+    with a few Kinect-like dropouts (depth 0). `scale`: the factor the room was scaled by
+    (scale_world.scaled); the camera's offset scales with it, so the picture does not."""
+    intrinsics = nyu_camera(height, width)
+    rotation = view_rotation(rng.uniform(-0.35, 0.35), rng.uniform(-0.12, 0.08))
+    eye = (rng.uniform(-0.3, 0.3) * scale, 0.0, rng.uniform(-0.3, 0.3) * scale)
     rgb, depth = render(room, intrinsics, height, width, eye, rotation, rng)
     depth = np.clip(depth, MIN_DEPTH, MAX_DEPTH)
     for _ in range(rng.integers(0, 4)):  # sensor dropouts
@@ -69,9 +77,23 @@ def make_room(rng: np.random.Generator, scene_type: str) -> Room:
     return room
 
 
+def _next_room(rng, world: str, room_number: int):
+    """(scene folder, room, scale, size index or None) of the room_number-th room."""
+    if world == "scene":
+        scene_type = list(SCENES)[room_number % len(SCENES)]
+        return f"{scene_type}_{room_number:04d}", make_room(rng, scene_type), 1.0, None
+    size = room_number % len(scale_world.SIZES)  # sizes in turn: every split holds all of them
+    palette = list(SCENES.values())[int(rng.integers(len(SCENES)))][2]
+    s = scale_world.SIZES[size][0]
+    return f"room_{room_number:04d}", scale_world.scaled(scale_world.unscaled_room(rng, palette), s), s, size
+
+
 def generate_dataset(out_dir, n_train: int = 48, n_test: int = 16, height: int = 480, width: int = 640,
-                     seed: int = 0, views_per_room: int = 4, progress: bool = False) -> dict:
-    """Write the dataset; returns dict(root, train_list, test_list) (paths as str)."""
+                     seed: int = 0, views_per_room: int = 4, progress: bool = False, world: str = "scene") -> dict:
+    """Write the dataset; returns dict(root, train_list, test_list, captions_dir) (paths as
+    str; captions_dir None in the scene world, whose texts come from the folder names)."""
+    if world not in WORLDS:
+        raise UserError(f"unknown world {world!r} (one of {', '.join(WORLDS)})")
     if n_train < 0 or n_test < 0 or n_train + n_test == 0:
         raise UserError("need at least one image (n_train + n_test > 0)")
     if height < 32 or width < 32:
@@ -79,8 +101,8 @@ def generate_dataset(out_dir, n_train: int = 48, n_test: int = 16, height: int =
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    types = list(SCENES)
-    focal = NYU_INTRINSICS["fx"] * width / NYU_INTRINSICS["width"]
+    focal = nyu_camera(height, width)[0]
+    captions = root / "captions" if world == "scale" else None
     lines = {"train": [], "test": []}
     index, room_number = 0, 0
     jobs = [("train", n_train), ("test", n_test)]
@@ -89,13 +111,15 @@ def generate_dataset(out_dir, n_train: int = 48, n_test: int = 16, height: int =
         made = 0
         while made < count:
             room_number += 1
-            scene_type = types[room_number % len(types)]
-            folder = f"{scene_type}_{room_number:04d}"
+            folder, room, scale, size = _next_room(rng, world, room_number)
             (root / folder).mkdir(exist_ok=True)
-            room = make_room(rng, scene_type)
             for _ in range(min(views_per_room, count - made)):
-                rgb, depth = render_room(rng, room, height, width)
+                rgb, depth = render_room(rng, room, height, width, scale)
                 rgb_rel, depth_rel = f"{folder}/rgb_{index:05d}.jpg", f"{folder}/sync_depth_{index:05d}.png"
+                if captions is not None:  # one phrasing per image, drawn
+                    text = scale_world.describe(size, int(rng.integers(len(scale_world.TEMPLATES))))
+                    (captions / folder).mkdir(parents=True, exist_ok=True)
+                    (captions / folder / f"rgb_{index:05d}.txt").write_text(text + "\n")
                 cv2.imwrite(str(root / rgb_rel), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
                 save_depth_png(root / depth_rel, depth)
                 # Train list in the BTS train style (leading '/'), test list in the Eigen style.
@@ -104,7 +128,8 @@ def generate_dataset(out_dir, n_train: int = 48, n_test: int = 16, height: int =
                 index, made = index + 1, made + 1
                 bar.update(1)
     bar.close()
-    paths = {"root": str(root), "train_list": str(root / "train_list.txt"), "test_list": str(root / "test_list.txt")}
+    paths = {"root": str(root), "train_list": str(root / "train_list.txt"), "test_list": str(root / "test_list.txt"),
+             "captions_dir": str(captions) if captions is not None else None}
     for split in ("train", "test"):
         Path(paths[f"{split}_list"]).write_text("\n".join(lines[split]) + ("\n" if lines[split] else ""))
     return paths
@@ -117,9 +142,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=int, default=480, help="image height in pixels (default 480, as NYU)")
     parser.add_argument("--width", type=int, default=640, help="image width in pixels (default 640, as NYU)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same dataset")
+    parser.add_argument("--world", choices=WORLDS, default="scene",
+                        help="scene (default): room sizes depend on the scene type, which the folder name (and so the "
+                             "text) says; scale: every room scaled by a factor the picture does not show and the "
+                             "per-image description does (captions/, see docs/text-prior-experiment.md)")
 
 
 def run(args) -> int:
-    paths = generate_dataset(args.out, args.n_train, args.n_test, args.height, args.width, args.seed, progress=True)
+    paths = generate_dataset(args.out, args.n_train, args.n_test, args.height, args.width, args.seed, progress=True,
+                             world=args.world)
     print(f"data root:  {paths['root']}\ntrain list: {paths['train_list']}\ntest list:  {paths['test_list']}")
+    if paths["captions_dir"]:
+        print(f"captions:   {paths['captions_dir']}  (train with --set data.captions_dir={paths['captions_dir']})")
     return 0

@@ -26,6 +26,13 @@ NYU_INTRINSICS = {"fx": 518.8579, "fy": 519.4696, "cx": 325.5824, "cy": 253.7362
 NYU_FOCAL = NYU_INTRINSICS["fx"]
 
 
+def nyu_camera(height: int, width: int) -> tuple:
+    """(fx, fy, cx, cy) of NYU's Kinect scaled to height x width: the camera make-dataset's
+    rooms (and the demo's) are seen by, so a model trained on them knows its focal length."""
+    sx, sy = width / NYU_INTRINSICS["width"], height / NYU_INTRINSICS["height"]
+    return NYU_INTRINSICS["fx"] * sx, NYU_INTRINSICS["fy"] * sy, NYU_INTRINSICS["cx"] * sx, NYU_INTRINSICS["cy"] * sy
+
+
 @dataclass
 class Sample:
     rgb: str  # path relative to the data root (no leading '/')

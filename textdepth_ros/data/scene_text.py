@@ -1,5 +1,6 @@
 """Per-image scene text: from the scene folder name through a prompt template, or from
-a captions folder holding one .txt per image (same relative path, .txt suffix).
+a captions folder holding one .txt per image (same relative path, .txt suffix), or one
+fixed description for every image (KITTI's lists name no scene type).
 
 "living_room_0012" -> "living room"; "kitchen_0028b" -> "kitchen"; the Eigen test
 list's folders ("bathroom") are already scene types.
@@ -18,7 +19,10 @@ def scene_name(folder: str) -> str:
 
 
 class SceneText:
-    def __init__(self, template: str = "a photo of a {scene}", captions_dir=None):
+    def __init__(self, template: str = "a photo of a {scene}", captions_dir=None, text: str = None):
+        if text is not None and not str(text).split():
+            raise UserError("the fixed scene text is empty")
+        self.text = " ".join(str(text).split()) if text is not None else None
         if "{scene}" not in template:
             raise UserError(f"text template {template!r} must contain '{{scene}}'")
         self.template = template
@@ -35,4 +39,6 @@ class SceneText:
                     return text
             # No caption for this image: fall back to the scene name rather than fail
             # a 20-epoch run on one missing file; the logged texts show it.
+        if self.text is not None:
+            return self.text
         return self.template.format(scene=scene_name(sample.scene))

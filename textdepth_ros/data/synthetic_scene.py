@@ -5,6 +5,11 @@ numpy for a pinhole camera. Appearance carries depth cues a network can learn:
 world-space textures (tiles and stripes shrink with distance) and light falling off
 with distance. Depth is exact: metres along the optical axis (REP 118).
 
+Scale: a room whose every length (walls, boxes, the camera position), texture period
+(`pattern_scale`) and light fall-off distance (`light_distance`) is multiplied by s gives
+the same picture and s times the depth (exactly so for s a power of two): monocular
+depth is ambiguous in scale, and data/scale_world.py builds a dataset on that.
+
 Camera optical frame: x right, y down, z forward (REP 103). Pixel (u, v) looks along
 ((u - cx) / fx, (v - cy) / fy, 1), the convention the point cloud uses to back-project.
 """
@@ -26,6 +31,8 @@ class Room:
     palette: tuple  # RGB 0..1 of floor, ceiling, walls
     boxes: list = field(default_factory=list)  # (min corner, max corner) arrays
     box_colours: list = field(default_factory=list)  # RGB 0..1 each
+    pattern_scale: float = 1.0  # texture periods: floor tiles 0.5 m and wall stripes 0.3 m times this
+    light_distance: float = 5.0  # the lamp's fall-off length (m)
 
 
 def cast_rays(room: Room, eye: np.ndarray, rays: np.ndarray):
@@ -52,14 +59,15 @@ def shade(room: Room, points: np.ndarray, material: np.ndarray, depth: np.ndarra
     """RGB uint8: per-material colour, world-space patterns, light fall-off, sensor noise."""
     rgb = np.zeros(points.shape)
     # World-space patterns: their image-space frequency grows with distance (a depth cue).
-    tiles = ((np.floor(points[..., 0] / 0.5) + np.floor(points[..., 2] / 0.5)) % 2)[..., None]
-    stripes = (np.floor((points[..., 0] + points[..., 2]) / 0.3) % 2)[..., None]
+    tile, stripe = 0.5 * room.pattern_scale, 0.3 * room.pattern_scale
+    tiles = ((np.floor(points[..., 0] / tile) + np.floor(points[..., 2] / tile)) % 2)[..., None]
+    stripes = (np.floor((points[..., 0] + points[..., 2]) / stripe) % 2)[..., None]
     for mat in range(3 + len(room.boxes)):
         sel = material == mat
         base = np.array(room.palette[mat] if mat < 3 else room.box_colours[mat - 3])
         pattern = {FLOOR: 0.75 + 0.25 * tiles, WALL: 0.85 + 0.15 * stripes}.get(mat, np.ones_like(tiles))
         rgb[sel] = (base * pattern[sel]).reshape(-1, 3)
-    light = (0.3 + 0.7 * np.exp(-depth / 5.0))[..., None]  # a lamp near the camera
+    light = (0.3 + 0.7 * np.exp(-depth / room.light_distance))[..., None]  # a lamp near the camera
     rgb = rgb * light + rng.normal(0, 0.015, rgb.shape)
     return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
 

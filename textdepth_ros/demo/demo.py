@@ -1,14 +1,21 @@
 """Run depth_node on a generated room sequence through real ROS 2 topics.
 
-Starts the node as a separate process (with an imported PixelFormer checkpoint from
-model/ when there is one, see model/README.md; else the tiny config, untrained),
-publishes ~10 rendered RGB frames with camera_info and a scene description, collects
-depth and point clouds, and writes to --out:
+Starts the node as a separate process with the demo model (model/demo/, trained on
+generated rooms by `textdepth demo-model`; see model/demo/README.md), publishes 10
+rendered RGB frames with camera_info and a scene description that changes halfway
+(demo/room.py: the same pictures, a room twice as large), collects depth and point
+clouds, and writes to --out:
   depth_NNNN.png     colorized predicted depth (near = red, far = blue)
-  compare_NNNN.png   input | predicted depth | ground-truth depth
+  compare_NNNN.png   input | predicted depth | ground-truth depth, one colour scale
   cloud.ply          the point cloud of the last frame (binary PLY, XYZ + RGB)
-  summary.json       frames sent/received, drops, latency vs bare forward, encoder calls
+  summary.json       AbsRel/RMSE/delta1 of every frame against its exact ground truth, the
+                     median depth before and after the text change, frames sent/received,
+                     drops, latency vs bare forward, encoder calls
   node.log           the node's own log
+
+The demo model knows generated rooms seen by one camera, nothing else: it is not for real
+cameras. Real weights: import PixelFormer's NYU checkpoint (textdepth import-pixelformer,
+then --checkpoint model/pixelformer_nyu.safetensors) or train on NYU Depth v2.
 """
 import json
 import os
@@ -18,25 +25,32 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from textdepth_ros.demo.room import TEXTS
 from textdepth_ros.errors import UserError
-from textdepth_ros.paths import config_dir, imported_checkpoint
+from textdepth_ros.metrics import evaluate_depth
+from textdepth_ros.paths import config_dir, imported_checkpoint, weights_dir
 from textdepth_ros.preview import colorize_depth
 from textdepth_ros.ros.fastdds_profile import use_shm_profile
 from textdepth_ros.ros.node_process import READY_LINE, NodeProcess, depth_node_argv
 
 NAMESPACE = "/textdepth_demo"
-TEXTS = ("a small room with a checkered wooden floor, pale walls and three boxes",
-         "an empty grey storage room with boxes on the floor")
+DEMO_CHECKPOINT = "demo/rooms_micro.safetensors"  # in the model folder; `make demo-model` writes it
+DEMO_SIZE = (96, 128)  # the demo model's training images: the size it knows
+NOT_FOR_REAL_CAMERAS = ("trained on generated rooms only: not for real cameras (real weights: textdepth "
+                        "import-pixelformer, or train on NYU Depth v2)")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     parser.add_argument("--frames", type=int, default=10, help="frames to send (default 10)")
-    parser.add_argument("--height", type=int, default=240, help="image height (default 240)")
-    parser.add_argument("--width", type=int, default=320, help="image width (default 320)")
-    parser.add_argument("--config", default="tiny", help="model config (default tiny)")
+    parser.add_argument("--height", type=int, default=DEMO_SIZE[0],
+                        help=f"image height (default {DEMO_SIZE[0]}: the demo model's training size)")
+    parser.add_argument("--width", type=int, default=DEMO_SIZE[1],
+                        help=f"image width (default {DEMO_SIZE[1]}: the demo model's training size)")
+    parser.add_argument("--config", default="tiny", help="model config when no checkpoint is used (default tiny)")
     parser.add_argument("--checkpoint", default="auto",
-                        help="trained checkpoint (.safetensors); 'auto' (default): model/pixelformer_nyu.safetensors or "
+                        help=f"trained checkpoint (.safetensors); 'auto' (default): the demo model, model/{DEMO_CHECKPOINT} "
+                             "(trained on generated rooms), else model/pixelformer_nyu.safetensors or "
                              "model/pixelformer_kitti.safetensors if imported (textdepth import-pixelformer), else "
                              "untrained weights; 'none': untrained weights")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -46,9 +60,12 @@ def add_arguments(parser) -> None:
 
 
 def choose_checkpoint(value: str, folder=None) -> str:
-    """--checkpoint as the node gets it: 'auto' -> an imported PixelFormer checkpoint in
-    model/ if there is one, 'none' or nothing found -> '' (untrained weights)."""
+    """--checkpoint as the node gets it: 'auto' -> the demo model, else an imported
+    PixelFormer checkpoint in model/ (or `folder`), 'none' or nothing found -> '' (untrained)."""
     if value == "auto":
+        demo = (Path(folder) if folder is not None else weights_dir()) / DEMO_CHECKPOINT
+        if demo.is_file():
+            return str(demo)
         found = imported_checkpoint(folder)
         return str(found) if found else ""
     return "" if value in ("none", "") else value
@@ -122,15 +139,36 @@ def run(args) -> int:
     return 0 if summary["depth_received"] == summary["frames_sent"] and code == 0 else 1
 
 
+def accuracy(frames, depths: dict) -> dict:
+    """Every received frame's metrics against its exact ground truth (eval's protocol, no
+    crop), their means, and the median depth of each half (the text changes between them)."""
+    per_frame = {}
+    for i, frame in enumerate(frames):
+        if i in depths:
+            m = evaluate_depth(depths[i], frame.depth, crop=None)  # NaN -> the minimum, as eval does
+            per_frame[i] = {"text": frame.text, **{k: round(float(m[k]), 4) for k in ("abs_rel", "rmse", "d1")}}
+    halves = {}
+    for label, text in zip(("before", "after"), TEXTS):
+        got = [i for i in per_frame if frames[i].text == text]
+        if got:
+            halves[label] = {"text": text, "room_scale": frames[got[0]].scale,
+                             "median_depth_m": round(float(np.median([np.nanmedian(depths[i]) for i in got])), 3),
+                             "median_truth_m": round(float(np.median([np.median(frames[i].depth) for i in got])), 3)}
+    mean = {k: round(float(np.mean([f[k] for f in per_frame.values()])), 4) if per_frame else None
+            for k in ("abs_rel", "rmse", "d1")}
+    ratio = (round(halves["after"]["median_depth_m"] / halves["before"]["median_depth_m"], 3)
+             if len(halves) == 2 else None)
+    return {"mean": mean, "per_frame": per_frame, "halves": halves, "median_depth_ratio_after_before": ratio}
+
+
 def write_outputs(out: Path, result: dict, args) -> dict:
     frames, depths = result["frames"], result["depths"]
-    valid = np.concatenate([d[np.isfinite(d)] for d in depths.values()]) if depths else np.array([1.0])
-    lo, hi = np.percentile(valid, [2, 98])  # one colour scale for the whole sequence
+    lo, hi = np.percentile(np.concatenate([f.depth.ravel() for f in frames]), [2, 98])  # one colour scale for the whole sequence, prediction and truth
     for i, frame in enumerate(frames):
         if i not in depths:
             continue
         pred = colorize_depth(depths[i], lo, hi)
-        truth = colorize_depth(frame.depth, float(frame.depth.min()), float(frame.depth.max()))
+        truth = colorize_depth(frame.depth, lo, hi)
         cv2.imwrite(str(out / f"depth_{i:04d}.png"), cv2.cvtColor(pred, cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(out / f"compare_{i:04d}.png"), cv2.cvtColor(np.hstack([frame.rgb, pred, truth]), cv2.COLOR_RGB2BGR))
     points = write_ply(out / "cloud.ply", result["cloud"]) if result["cloud"] is not None else 0
@@ -138,7 +176,8 @@ def write_outputs(out: Path, result: dict, args) -> dict:
     diag = result["diagnostics"]
     return {
         "weights": "UNTRAINED (random init): depth values are not meaningful" if diag.get("untrained") == "true"
-        else "trained checkpoint",
+        else "trained checkpoint" + (f" ({NOT_FOR_REAL_CAMERAS})" if args.checkpoint.endswith(DEMO_CHECKPOINT) else ""),
+        "accuracy": accuracy(frames, depths),
         "checkpoint": args.checkpoint or None,
         "model": diag.get("model"), "device": diag.get("device"),
         "image_size": [args.height, args.width], "texts": list(result["texts_sent"]),
@@ -158,10 +197,20 @@ def print_report(out: Path, s: dict) -> None:
     print(f"  model: {s['model']}")
     if s["weights"].startswith("UNTRAINED"):
         print("  NOTE: the weights are UNTRAINED (no checkpoint): the depth maps show the ROS plumbing,")
-        print("        not a trained model. Pass --checkpoint <file.safetensors> for real depth, or import")
-        print("        PixelFormer's NYU weights to model/pixelformer_nyu.safetensors (see model/README.md).")
+        print(f"        not a trained model. The demo model is model/{DEMO_CHECKPOINT} (`make demo-model` trains")
+        print("        it); or pass --checkpoint <file.safetensors>, or import PixelFormer's NYU weights to")
+        print("        model/pixelformer_nyu.safetensors (see model/README.md).")
     else:
         print(f"  checkpoint: {s['checkpoint']}")
+        if s["checkpoint"].endswith(DEMO_CHECKPOINT):
+            print(f"  NOTE: the demo model is {NOT_FOR_REAL_CAMERAS}.")
+    acc = s["accuracy"]
+    if acc["mean"]["abs_rel"] is not None:
+        print(f"  against the exact ground truth: AbsRel {acc['mean']['abs_rel']:.3f}, RMSE {acc['mean']['rmse']:.3f} m, "
+              f"delta1 {acc['mean']['d1']:.3f} (mean over {len(acc['per_frame'])} frames)")
+    for label, half in acc["halves"].items():
+        print(f"  {label} the text change: \"{half['text']}\": median depth {half['median_depth_m']:.2f} m "
+              f"(truth {half['median_truth_m']:.2f} m)")
     print(f"  frames sent {s['frames_sent']}, depth received {s['depth_received']}, clouds {s['clouds_received']}, "
           f"dropped by the node {s['node_frames_dropped']}")
     lat = s["end_to_end_latency_ms"]

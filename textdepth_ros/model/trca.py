@@ -1,6 +1,6 @@
 """TRCA: Text-guided Reverse Cross-Attention (paper eq. 1), on the 1/32 features E4.
 
-Our reading (DESIGN.md): E4' = 1x1 conv of E4 to the text width C. For each of the
+Our reading (docs/network.md): E4' = 1x1 conv of E4 to the text width C. For each of the
 N = h*w pixels, X = [F_text ; E4'] (N x 2C) forms the text-led query; keys and values
 come from the pixels alone:
     Q = X Wq,  K = E4' Wk,  V = E4' Wv          (all N x 2C)

@@ -1,8 +1,8 @@
 """A Fast DDS profile with a 32 MB shared-memory segment for multi-MB images and clouds.
 
 With the default (small) segment, 480x640 images and clouds between processes had
-0.5-3 s latency outliers on this machine; a 32 MB segment removed them (see
-../shared/ENVIRONMENT.md). UDP stays enabled so other hosts can still be reached.
+0.5-3 s latency outliers on this machine; a 32 MB segment removed them
+(docs/node.md, 'Large images'). UDP stays enabled so other hosts can still be reached.
 The profile is written once to ROS_HOME (or the temp dir) and named by
 FASTDDS_DEFAULT_PROFILES_FILE, unless the user already set that variable.
 """

@@ -50,7 +50,7 @@ POLICIES = {  # policy -> (parameter type, enum class or None for an int)
     "history": (Parameter.Type.STRING, HistoryPolicy),
     "depth": (Parameter.Type.INTEGER, None),
 }
-LARGE_IMAGES = "README 'Input QoS and large images'"  # a heading test_input_qos checks exists
+LARGE_IMAGES = "docs/node.md 'Large images'"  # a heading test_input_qos_advice checks exists
 IMAGE_TYPES = ("Image", "CompressedImage")
 
 

@@ -13,11 +13,13 @@ from textdepth_ros.data.nyu import load_rgb
 from textdepth_ros.camera_scale import Camera
 
 
-def list_camera(root, samples) -> "tuple[Camera, str]":
-    """(the camera, one line saying where it came from) of a non-empty train list."""
+def list_camera(root, samples, size=None) -> "tuple[Camera, str]":
+    """(the camera, one line saying where it came from) of a non-empty train list;
+    `size` (height, width): the frame the network sees when it is a fixed crop of the
+    images (KITTI's KB crop, as import-pixelformer --dataset kitti records it)."""
     focals = [s.focal for s in samples]
     focal = statistics.median(focals)
-    height, width = load_rgb(root, samples[0]).shape[:2]
+    height, width = size or load_rgb(root, samples[0]).shape[:2]
     camera = Camera(focal, focal, width, height)
     listed = sum(s.focal_listed for s in samples)
     if listed == 0:

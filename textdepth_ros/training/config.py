@@ -16,14 +16,17 @@ from textdepth_ros.yaml_io import read_yaml_mapping
 # dataloader.py); config/train_nyu.yaml spells it out and says where ours differs.
 DEFAULTS = {
     "model": "paper",  # model config name or .yaml path
+    "model_max_depth": None,  # the bins' dataset_max (PixelFormer's --max_depth: 80 for KITTI); None: the config's
     "variant": None,  # baseline / trca / tbcp / full; None = as the model config says
     "data": {
+        "dataset": "nyu",  # nyu (NYU's lists, mm PNGs) | kitti (BTS's Eigen lists, PNG/256, KB crop)
         "root": None, "train_list": None, "test_list": None, "test_root": None,
-        "text_template": "a photo of a {scene}", "captions_dir": None, "num_workers": 4,
+        "gt_root": None, "test_gt_root": None,  # where depth paths start (KITTI: kitti_gt); default: the roots
+        "text_template": "a photo of a {scene}", "captions_dir": None, "text": None, "num_workers": 4,
     },
     "augment": {
         "rotate_degrees": 2.5, "flip": True, "color": True, "brightness": [0.75, 1.25],
-        "border_mask": True, "cutdepth": "pixelformer", "cutdepth_p": 0.75, "max_depth": 10.0,
+        "border_mask": True, "cutdepth": "pixelformer", "cutdepth_p": 0.75, "max_depth": 10.0, "crop_size": None,
     },
     "train": {
         "epochs": 20, "batch_size": 8, "accumulate": 1, "lr": 4.0e-5, "end_lr_ratio": 0.1,
@@ -95,5 +98,23 @@ def validate(cfg: dict) -> None:
     t["freeze"] = check_freeze(t["freeze"])
     if int(t["epochs"]) < 1 or int(t["batch_size"]) < 1 or int(t["accumulate"]) < 1:
         raise UserError("train.epochs, train.batch_size and train.accumulate must be >= 1")
-    if cfg["eval"]["crop"] not in ("eigen", None, "none"):
-        raise UserError("eval.crop must be eigen or none")
+    if cfg["eval"]["crop"] not in ("eigen", "garg", None, "none"):
+        raise UserError("eval.crop must be eigen (NYU's, or KITTI's with data.dataset kitti), garg or none")
+    if d["dataset"] not in DATASETS:
+        raise UserError(f"data.dataset must be one of {', '.join(DATASETS)}, not {d['dataset']!r}")
+    depth = cfg["model_max_depth"]
+    if depth is not None and not (isinstance(depth, (int, float)) and 0 < depth < float("inf")):
+        raise UserError(f"model_max_depth must be a positive number of metres or null, not {depth!r}")
+
+
+DATASETS = ("nyu", "kitti")
+
+
+def model_config(cfg: dict) -> dict:
+    """The model config to build: cfg['model'] with model_max_depth as its bins' range."""
+    from textdepth_ros.model.config import load_model_config
+
+    model = load_model_config(cfg["model"])
+    if cfg["model_max_depth"] is not None:
+        model["bins"]["dataset_max"] = float(cfg["model_max_depth"])
+    return model

@@ -50,6 +50,18 @@ def _keys(expected, found: dict, where: str):
     return None
 
 
+def _trained_count_problem(saved_groups, optimizer):
+    """Another number of trained tensors than this run's: a changed train.freeze, said as such."""
+    try:
+        saved = sum(len(group["params"]) for group in saved_groups)
+    except (TypeError, KeyError):
+        return None  # not the shape of param_groups: _compare names what is wrong
+    now = sum(len(group["params"]) for group in optimizer.param_groups)
+    if saved == now:
+        return None
+    return f"trains {saved} parameter tensors, this run {now} (was train.freeze changed? resume with the run's own setting)"
+
+
 def _compare(template, value, where: str):
     """The first place where `value` differs in structure from `template`, or None."""
     if isinstance(template, dict):
@@ -95,8 +107,8 @@ def _optimizer_problem(saved, optimizer):
     template = optimizer.state_dict()
     if not isinstance(saved, dict):
         return f"has optimizer as a {type(saved).__name__}, expected a dict"
-    problem = _keys(template, saved, "optimizer") or _compare(template["param_groups"], saved["param_groups"],
-                                                              "optimizer['param_groups']")
+    problem = _keys(template, saved, "optimizer") or _trained_count_problem(saved["param_groups"], optimizer)
+    problem = problem or _compare(template["param_groups"], saved["param_groups"], "optimizer['param_groups']")
     if problem:
         return problem
     for i, (want, got) in enumerate(zip(template["param_groups"], saved["param_groups"])):
