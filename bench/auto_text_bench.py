@@ -124,6 +124,7 @@ class TwoNodeClient:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
+        from textdepth_ros.ros import topics
         from textdepth_ros.ros.conversions import numpy_to_image
 
         self.ros = rclpy.create_node("auto_text_bench", context=context)
@@ -134,8 +135,7 @@ class TwoNodeClient:
         self.pubs = {ns: self.ros.create_publisher(Image, f"/{ns}/image", reliable) for ns in namespaces}
         self.arrivals = {ns: [] for ns in namespaces}
         for ns in namespaces:
-            for topic in ("depth", "depth/image"):  # the name before and after the topic rename (issue 19)
-                self.ros.create_subscription(Image, f"/{ns}/{topic}", self._collector(ns), 10)
+            self.ros.create_subscription(Image, f"/{ns}/{topics.DEPTH}", self._collector(ns), 10)
         self.stamp = 0
 
     def _collector(self, ns):

@@ -12,7 +12,7 @@ This runs the real `DepthNode` in this process (executor, worker, publisher thre
 `publish_frame`: depth, camera_info, XYZRGB cloud) with the network replaced by a wait of
 --forward-ms that releases the GIL, as a replayed CUDA graph does. A feeder in another
 process publishes --height x --width images + camera_info at --rate Hz and subscribes to
-`depth` and `points`, as RViz would. Each switch interval runs twice, alternating, in one
+`depth/image` and `points`, as RViz would. Each switch interval runs twice, alternating, in one
 run. Printed per interval: the forward as the node measures it (wait + getting the GIL
 back), end-to-end FPS and output age; then the ratios of the node's setting against
 Python's default. No GPU number comes from this: it shows the mechanism on this CPU.
@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from common import add_size_arguments, dist, fmt, keep_freed_buffers, ros_environment
+from textdepth_ros.ros import topics
 from textdepth_ros.ros.spinning import EXECUTORS
 
 FEEDER_READY = "feeder ready"
@@ -54,8 +55,8 @@ def feeder(args) -> None:
     def collect(topic):
         return lambda msg: arrivals[topic].setdefault(stamp_sec(msg), time.monotonic())
 
-    node.create_subscription(Image, "depth", collect("depth"), 10, raw=args.stamp_only)
-    node.create_subscription(PointCloud2, "points", collect("points"), 10, raw=args.stamp_only)
+    node.create_subscription(Image, topics.DEPTH, collect("depth"), 10, raw=args.stamp_only)
+    node.create_subscription(PointCloud2, topics.POINTS, collect("points"), 10, raw=args.stamp_only)
     h, w = args.height, args.width
     image = Image(height=h, width=w, encoding="rgb8", step=w * 3)
     image.data = np.random.default_rng(0).integers(0, 255, h * w * 3, dtype=np.uint8).tobytes()

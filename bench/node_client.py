@@ -9,6 +9,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from textdepth_ros.ros import topics
 from textdepth_ros.ros.conversions import numpy_to_image
 from textdepth_ros.ros.diagnostics import diagnostic_values
 
@@ -39,13 +40,13 @@ class BenchClient:
         self.sent = {}
         self.diagnostics = {}
         self.counter = 0
-        self.ros.create_subscription(Image, "depth", self._collect("depth"), 10)
+        self.ros.create_subscription(Image, topics.DEPTH, self._collect("depth"), 10)
         if with_cloud:
-            self.ros.create_subscription(PointCloud2, "points", self._collect("points"), 10)
+            self.ros.create_subscription(PointCloud2, topics.POINTS, self._collect("points"), 10)
         self.ros.create_subscription(DiagnosticArray, "/diagnostics",
                                      lambda m: self.diagnostics.update(diagnostic_values(m) or {}), 10)
         self.info = camera_info(*rgb.shape[:2])
-        self.spin_until(lambda: self.pub_image.get_subscription_count() > 0 and self.ros.count_publishers("depth") > 0
+        self.spin_until(lambda: self.pub_image.get_subscription_count() > 0 and self.ros.count_publishers(topics.DEPTH) > 0
                         and bool(self.diagnostics), 60, "the node to connect")
 
     def _collect(self, topic):

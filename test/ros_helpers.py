@@ -4,6 +4,7 @@
 the Fast DDS shared-memory files that process leaves; `Client` is an in-process rclpy
 node that publishes camera-like input and collects every output by stamp.
 """
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +24,8 @@ from textdepth_ros.ros.depth_node import text_qos
 from textdepth_ros.ros.diagnostics import diagnostic_values
 
 REPO = Path(__file__).resolve().parent.parent
-NODE_EXE = REPO / ".venv" / "bin" / "depth_node"
-MANAGED_NODE_EXE = REPO / ".venv" / "bin" / "managed_depth_node"
+NODE_EXE = Path(sys.executable).parent / "depth_node"  # the running venv's (.venv, or .venv-jazzy)
+MANAGED_NODE_EXE = Path(sys.executable).parent / "managed_depth_node"
 SMALL_PARAMS = {"model_config": "tiny", "warmup_height": 96, "warmup_width": 128, "diagnostics_period": 0.2}
 
 
@@ -126,7 +127,7 @@ def sample_image(height: int, width: int, seed: int = 0) -> np.ndarray:
 class Client:
     """In-process rclpy node on the other side of the topics."""
 
-    OUTPUTS = {"depth": Image, "depth/camera_info": CameraInfo, "depth/uncertainty": Image,
+    OUTPUTS = {"depth/image": Image, "depth/camera_info": CameraInfo, "depth/uncertainty": Image,
                "points": PointCloud2, "depth/preview": Image}
 
     def __init__(self, name="textdepth_test_client", namespace="", outputs=None, inputs=None, image_qos=None):
@@ -152,7 +153,7 @@ class Client:
         def collect(msg):
             key = stamp_key(msg.header.stamp)
             self.received[topic][key] = msg
-            if topic == "depth":
+            if topic == "depth/image":
                 self.arrivals.append((time.monotonic(), key))
         return collect
 
@@ -191,7 +192,7 @@ class Client:
         """Until the node's subscriptions and our subscriptions have matched."""
         self.spin_until(lambda: self.pub_image.get_subscription_count() > 0
                         and self.pub_text.get_subscription_count() > 0
-                        and self.node.count_publishers("depth") > 0
+                        and self.node.count_publishers("depth/image") > 0
                         and bool(self.diagnostics), timeout, "the node to connect")
 
     def send_text(self, text: str, wait: bool = True, timeout: float = 30.0) -> None:
@@ -210,7 +211,7 @@ class Client:
         self.pub_image.publish(msg)
         return stamp_key(msg.header.stamp)
 
-    def wait_depth(self, key, timeout: float = 60.0, topics=("depth",)) -> dict:
+    def wait_depth(self, key, timeout: float = 60.0, topics=("depth/image",)) -> dict:
         self.spin_until(lambda: all(key in self.received[t] for t in topics), timeout, f"outputs {topics} of {key}")
         return {t: self.received[t][key] for t in topics}
 

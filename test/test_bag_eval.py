@@ -100,8 +100,8 @@ def test_live_outputs_are_written_into_a_new_bag(live, bag):
     _, recorded, _ = live
     with Reader(recorded) as reader:
         topics = {c.topic: c.msgcount for c in reader.connections}
-        assert topics["/depth"] == N and topics["/depth/uncertainty"] == N and topics["/depth/camera_info"] == N
-        depth_conn = [c for c in reader.connections if c.topic == "/depth"]
+        assert topics["/depth/image"] == N and topics["/depth/uncertainty"] == N and topics["/depth/camera_info"] == N
+        depth_conn = [c for c in reader.connections if c.topic == "/depth/image"]
         out = [(t, bagio.decode(raw, bagio.IMAGE_TYPE)) for _, t, raw in reader.messages(connections=depth_conn)]
     with Reader(bag) as reader:
         image_conn = [c for c in reader.connections if c.topic == "/camera/color/image_raw"]

@@ -84,7 +84,7 @@ def node():
 
 
 def test_node_serves_compressed_images_and_survives_bad_ones(node):
-    client = Client(outputs=("depth", "points"))
+    client = Client(outputs=("depth/image", "points"))
     try:
         pub = client.node.create_publisher(CompressedImage, "image/compressed", 10)
         client.spin_until(lambda: pub.get_subscription_count() > 0 and bool(client.diagnostics), 60, "the node")
@@ -93,14 +93,14 @@ def test_node_serves_compressed_images_and_survives_bad_ones(node):
         rgb = sample_image(H, W)
         fmt, data = encode_color(rgb, "jpeg")
         pub.publish(compressed(fmt, data, 1_000_000_000))
-        out = client.wait_depth((1, 0), topics=("depth",))
-        assert image_to_numpy(out["depth"]).shape == (H, W)
+        out = client.wait_depth((1, 0), topics=("depth/image",))
+        assert image_to_numpy(out["depth/image"]).shape == (H, W)
         for i in range(3):  # garbage, one at a time so none is dropped as stale
             before = int_value(client.diagnostics, "bad_frames")
             pub.publish(compressed("jpeg", b"\xff\xd8garbage" * 50, 2_000_000_000 + i))
             client.spin_until(lambda: int_value(client.diagnostics, "bad_frames") > before, 30, "a bad frame counted")
         pub.publish(compressed(*encode_color(rgb, "png"), 3_000_000_000))
-        client.wait_depth((3, 0), topics=("depth",))  # still serving
+        client.wait_depth((3, 0), topics=("depth/image",))  # still serving
     finally:
         client.close()
     skipped = [line for line in node.log().splitlines() if "image skipped" in line]
@@ -119,7 +119,7 @@ def png_claiming(height: int, width: int) -> bytes:
 def test_an_oversize_compressed_frame_is_refused_from_its_header(node):
     """A 100000 x 100000 PNG (header only) is counted too large, never decoded; the
     node keeps serving."""
-    client = Client(outputs=("depth",))
+    client = Client(outputs=("depth/image",))
     try:
         pub = client.node.create_publisher(CompressedImage, "image/compressed", 10)
         client.spin_until(lambda: pub.get_subscription_count() > 0 and bool(client.diagnostics), 60, "the node")
@@ -128,7 +128,7 @@ def test_an_oversize_compressed_frame_is_refused_from_its_header(node):
         pub.publish(compressed("png", png_claiming(100_000, 100_000), 4_000_000_000))
         client.spin_until(lambda: int_value(client.diagnostics, "frames_too_large") == before + 1, 30, "the skip")
         pub.publish(compressed(*encode_color(sample_image(H, W), "png"), 5_000_000_000))
-        client.wait_depth((5, 0), topics=("depth",))
+        client.wait_depth((5, 0), topics=("depth/image",))
     finally:
         client.close()
     assert "100000x100000" in node.log() or "100,000" in node.log(), node.log()
@@ -140,7 +140,7 @@ def test_other_decoders_never_run_whatever_the_format_says(node):
     default max_pixels) was decoded before it failed, a PFM failed with an ERROR. Each is
     now a counted bad frame, never decoded, with a rate-limited line; the node serves on."""
     started = time.time()
-    client = Client(outputs=("depth",))
+    client = Client(outputs=("depth/image",))
     try:
         pub = client.node.create_publisher(CompressedImage, "image/compressed", 10)
         client.spin_until(lambda: pub.get_subscription_count() > 0 and bool(client.diagnostics), 60, "the node")
@@ -154,11 +154,11 @@ def test_other_decoders_never_run_whatever_the_format_says(node):
             client.spin_until(lambda: int_value(client.diagnostics, "bad_frames") > counts["bad_frames"] + i, 60,
                               f"hostile frame {i} counted as bad")
         pub.publish(compressed(*encode_color(sample_image(H, W), "jpeg"), 7_000_000_000))
-        client.wait_depth((7, 0), topics=("depth",))  # still serving
+        client.wait_depth((7, 0), topics=("depth/image",))  # still serving
         assert int_value(client.diagnostics, "bad_frames") == counts["bad_frames"] + len(hostile)
         for key in ("failed_frames", "frames_too_small", "frames_too_large"):
             assert int_value(client.diagnostics, key) == counts[key], key
-        assert all(key[0] != 6 for key in client.received["depth"]), "a hostile frame was served"
+        assert all(key[0] != 6 for key in client.received["depth/image"]), "a hostile frame was served"
     finally:
         client.close()
     assert "frame failed" not in node.log(), node.log()
@@ -179,12 +179,12 @@ def test_untrained_weights_are_the_same_in_every_launch(node):
     from textdepth_ros.inference import DepthEstimator
 
     rgb = sample_image(H, W, seed=11)
-    client = Client(outputs=("depth",))
+    client = Client(outputs=("depth/image",))
     try:
         pub = client.node.create_publisher(CompressedImage, "image/compressed", 10)
         client.spin_until(lambda: pub.get_subscription_count() > 0 and bool(client.diagnostics), 60, "the node")
         pub.publish(compressed(*encode_color(rgb, "png"), 8_000_000_000))  # lossless: the same pixels
-        served = image_to_numpy(client.wait_depth((8, 0))["depth"])
+        served = image_to_numpy(client.wait_depth((8, 0))["depth/image"])
         text = client.diagnostics["text"]
     finally:
         client.close()

@@ -101,7 +101,7 @@ def test_the_node_serves_fp16_from_a_params_file_at_camera_size(checkpoint, tmp_
             client.wait_reliable_image_subscription()
             image = sample_image(height, width)
             key = client.send_frame(image, Stamps.take(), info=camera_info(height, width))
-            depth = image_to_numpy(client.wait_depth(key, timeout=120)["depth"])
+            depth = image_to_numpy(client.wait_depth(key, timeout=120)["depth/image"])
         assert node.interrupt() == 0 and "Traceback" not in node.log(), node.log()
     finally:
         node.cleanup()

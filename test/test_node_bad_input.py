@@ -25,10 +25,10 @@ node, client = module_node_and_client(dict(SMALL_PARAMS, default_text="an office
 
 def serve_good_frame(client, height=H, width=W, with_cloud=True):
     """A good frame after the bad input: it must come back (with its cloud)."""
-    topics = ("depth", "points") if with_cloud else ("depth",)
+    topics = ("depth/image", "points") if with_cloud else ("depth/image",)
     key = client.send_frame(sample_image(height, width), Stamps.take(), info=camera_info(height, width))
     out = client.wait_depth(key, topics=topics)
-    assert (out["depth"].height, out["depth"].width) == (height, width)
+    assert (out["depth/image"].height, out["depth/image"].width) == (height, width)
     return key
 
 
@@ -63,7 +63,7 @@ def test_unreadable_image_is_skipped_and_counted(client, node, kind):
     msg.header.stamp.sec = Stamps.take() // 1_000_000_000
     client.pub_image.publish(msg)
     client.spin_until(lambda: int_value(client.diagnostics, "bad_frames") > before, 30, f"'{kind}' to be counted")
-    assert (msg.header.stamp.sec, 0) not in client.received["depth"]
+    assert (msg.header.stamp.sec, 0) not in client.received["depth/image"]
     serve_good_frame(client)
     assert "image skipped" in node.log()
 
@@ -116,8 +116,8 @@ def test_text_at_1khz_logs_a_few_lines_and_keeps_the_newest(client, node):
 def test_image_size_changes_between_frames(client):
     for height, width in [(64, 80), (33, 47), (96, 128), (32, 32), (64, 80)]:
         key = client.send_frame(sample_image(height, width), Stamps.take(), info=camera_info(height, width))
-        out = client.wait_depth(key, topics=("depth", "points", "depth/camera_info"))
-        assert image_to_numpy(out["depth"]).shape == (height, width)
+        out = client.wait_depth(key, topics=("depth/image", "points", "depth/camera_info"))
+        assert image_to_numpy(out["depth/image"]).shape == (height, width)
         assert (out["points"].height, out["points"].width) == (height, width)
         assert (out["depth/camera_info"].height, out["depth/camera_info"].width) == (height, width)
 

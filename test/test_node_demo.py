@@ -2,6 +2,8 @@
 model through the node's own checkpoint loading, and the files a person looks at."""
 import json
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +17,7 @@ def test_demo_shows_depth_of_the_room_and_rescales_with_the_text(tmp_path):
     and when the description says the room is twice as large (pictures that look the same,
     twice the depth) the depth doubles."""
     out = tmp_path / "demo"
-    run = subprocess.run([str(REPO / ".venv" / "bin" / "textdepth"), "demo", "--out", str(out), "--frames", "4"],
+    run = subprocess.run([str(Path(sys.executable).parent / "textdepth"), "demo", "--out", str(out), "--frames", "4"],
                          capture_output=True, text=True, timeout=140)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "not for real cameras" in run.stdout and "import-pixelformer" in run.stdout and str(out) in run.stdout

@@ -22,7 +22,7 @@ from textdepth_ros.ros.pointcloud import backproject, pointcloud2_to_array
 
 H, W = 480, 640
 STRIDE = 4
-OUTPUTS = ("depth", "depth/camera_info", "depth/uncertainty", "points")
+OUTPUTS = ("depth/image", "depth/camera_info", "depth/uncertainty", "points")
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -70,7 +70,7 @@ def twice_f0(client):
 
 def test_twice_the_training_focal_length_gives_exactly_twice_the_depth(node, twice_f0):
     auto, off = twice_f0
-    for topic in ("depth", "depth/uncertainty"):
+    for topic in ("depth/image", "depth/uncertainty"):
         scaled, plain = image_to_numpy(auto[topic]), image_to_numpy(off[topic])
         assert scaled.shape == (H, W) and np.isfinite(plain).all() and plain.std() > 0
         np.testing.assert_array_equal(scaled, 2 * plain)  # exact: a float32 doubling of the same forward
@@ -83,7 +83,7 @@ def test_twice_the_training_focal_length_gives_exactly_twice_the_depth(node, twi
 
 def test_the_decimated_cloud_back_projects_the_published_depth_with_the_published_k(twice_f0):
     auto, _ = twice_f0
-    depth, info, cloud = image_to_numpy(auto["depth"]), auto["depth/camera_info"], auto["points"]
+    depth, info, cloud = image_to_numpy(auto["depth/image"]), auto["depth/camera_info"], auto["points"]
     assert (info.k[0], info.k[4]) == (2 * F0, 2 * F0)
     assert (cloud.height, cloud.width) == (H // STRIDE, W // STRIDE)
     assert len(cloud.data) * STRIDE ** 2 == H * W * cloud.point_step  # 16x fewer bytes than the full cloud

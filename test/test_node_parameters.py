@@ -53,14 +53,14 @@ class Remote:
         return self._wait(self.remote.describe_parameters([name])).descriptors[0]
 
 
-def frame(client, topics=("depth",)):
+def frame(client, topics=("depth/image",)):
     key = client.send_frame(sample_image(H, W), Stamps.take(), info=camera_info(H, W))
     return client.wait_depth(key, topics=topics)
 
 
 def test_cloud_parameters_take_effect(client, params):
-    out = frame(client, ("depth", "points"))
-    depth = image_to_numpy(out["depth"])
+    out = frame(client, ("depth/image", "points"))
+    depth = image_to_numpy(out["depth/image"])
     assert np.isfinite(pointcloud2_to_array(out["points"])["z"]).all()
     assert "rgb" in {f.name for f in out["points"].fields}
 
@@ -68,16 +68,16 @@ def test_cloud_parameters_take_effect(client, params):
     assert params.set("max_range", cut).successful
     assert params.set("cloud_rgb", False).successful
     try:
-        out = frame(client, ("depth", "points"))
-        depth, z = image_to_numpy(out["depth"]), pointcloud2_to_array(out["points"])["z"]
+        out = frame(client, ("depth/image", "points"))
+        depth, z = image_to_numpy(out["depth/image"]), pointcloud2_to_array(out["points"])["z"]
         assert np.isnan(z[depth > cut]).all() and np.isfinite(z[depth <= cut]).all()
         assert (depth > cut).any()
         assert "rgb" not in {f.name for f in out["points"].fields}
 
         assert params.set("publish_cloud", False).successful
-        without = frame(client)["depth"]
+        without = frame(client)["depth/image"]
         assert params.set("publish_cloud", True).successful
-        frame(client, ("depth", "points"))  # in-order reliable publisher: had a cloud come, it came first
+        frame(client, ("depth/image", "points"))  # in-order reliable publisher: had a cloud come, it came first
         assert (without.header.stamp.sec, without.header.stamp.nanosec) not in client.received["points"]
     finally:
         params.set("max_range", 0.0)
@@ -172,7 +172,7 @@ def test_frames_that_stop_while_the_camera_stays_are_reported(node, client):
     driver, a best-effort stream lost on the way): one warning, rate-limited. Before, only
     a camera that had never sent anything was reported. (The test above was silent for
     seconds: usually the warning is already there.)"""
-    if not client.received["depth"]:  # run alone: let frames arrive first
+    if not client.received["depth/image"]:  # run alone: let frames arrive first
         frame(client)
     pattern = r"/image: 1 publisher\(s\) matched .* but no message in the last \d+ s \(\d+ before"
     client.spin_until(lambda: re.search(pattern, node.log()), STALL_S + WARN_PERIOD_S + 5, "the stall warning")

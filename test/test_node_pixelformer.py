@@ -41,7 +41,7 @@ def test_node_publishes_pixelformers_depth_for_a_real_photo(imported):
         client.wait_reliable_image_subscription()  # one frame, not a stream: send it once the node follows
         # NYU's camera, the one the import records: focal scaling (auto) leaves the depth as it is
         key = client.send_frame(rgb, Stamps.take(), info=camera_info(H, W, f=NYU_FOCAL))
-        depth = image_to_numpy(client.wait_depth(key, timeout=180)["depth"])
+        depth = image_to_numpy(client.wait_depth(key, timeout=180)["depth/image"])
         assert client.diagnostics.get("untrained") == "false"
         assert "pixelformer_tiny07 (baseline)" in node.log()
         assert "focal scaling auto: depth x1.0000" in node.log()

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+import rclpy
 
 from ros_helpers import SMALL_PARAMS, camera_info, int_value, module_node_and_client, sample_image
 from textdepth_ros.ros.conversions import image_to_numpy
@@ -25,8 +26,8 @@ def test_round_trip_depth_info_cloud(client):
     rgb = sample_image(H, W)
     info = camera_info(H, W, f=100.0)
     key = client.send_frame(rgb, 1_000_000_123, info=info, frame_id="cam_optical")
-    out = client.wait_depth(key, topics=("depth", "depth/camera_info", "depth/uncertainty", "points"))
-    depth_msg = out["depth"]
+    out = client.wait_depth(key, topics=("depth/image", "depth/camera_info", "depth/uncertainty", "points"))
+    depth_msg = out["depth/image"]
     assert depth_msg.header.frame_id == "cam_optical"
     assert (depth_msg.header.stamp.sec, depth_msg.header.stamp.nanosec) == (1, 123)
     assert (depth_msg.height, depth_msg.width, depth_msg.encoding) == (H, W, "32FC1")
@@ -77,14 +78,14 @@ def test_camera_info_roi_and_binning_are_applied(client, roi, binning, expected)
     info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = roi
     info.binning_x, info.binning_y = binning
     key = client.send_frame(sample_image(H, W), 4_000_000_000 + binning[0], info=info)
-    out = client.wait_depth(key, topics=("depth", "depth/camera_info", "points"))
+    out = client.wait_depth(key, topics=("depth/image", "depth/camera_info", "points"))
     ci = out["depth/camera_info"]
     fx, fy, cx, cy = expected
     assert (ci.k[0], ci.k[4], ci.k[2], ci.k[5]) == (fx, fy, cx, cy)
     assert (ci.p[0], ci.p[5], ci.p[2], ci.p[6]) == (fx, fy, cx, cy)
     assert (ci.height, ci.width, ci.binning_x, ci.binning_y) == (H, W, 0, 0)
     assert (ci.roi.x_offset, ci.roi.y_offset, ci.roi.width, ci.roi.height) == (0, 0, 0, 0)
-    depth = np.where(image_to_numpy(out["depth"]) <= MAX_RANGE, image_to_numpy(out["depth"]), np.float32(np.nan))
+    depth = np.where(image_to_numpy(out["depth/image"]) <= MAX_RANGE, image_to_numpy(out["depth/image"]), np.float32(np.nan))
     x, y, _ = backproject(depth, fx, fy, cx, cy)
     points = pointcloud2_to_array(out["points"])
     np.testing.assert_array_equal(points["x"], x)
@@ -94,7 +95,7 @@ def test_camera_info_roi_and_binning_are_applied(client, roi, binning, expected)
 def test_preview_only_when_watched(client):
     client.spin_until(lambda: client.node.count_subscribers("depth/preview") > 0, 30, "preview subscription")
     key = client.send_frame(sample_image(H, W), 3_000_000_000, info=camera_info(H, W))
-    preview = client.wait_depth(key, topics=("depth", "depth/preview"))["depth/preview"]
+    preview = client.wait_depth(key, topics=("depth/image", "depth/preview"))["depth/preview"]
     assert (preview.encoding, preview.height, preview.width) == ("rgb8", H, W)
 
 
@@ -102,7 +103,7 @@ def depth_and_encoder_calls(client, rgb, stamp_ns):
     """Depth of one frame and the node's encoder-call count once it has counted that frame."""
     target = int_value(client.diagnostics, "frames_published") + 1
     key = client.send_frame(rgb, stamp_ns, info=camera_info(H, W))
-    depth = image_to_numpy(client.wait_depth(key)["depth"])
+    depth = image_to_numpy(client.wait_depth(key)["depth/image"])
     client.spin_until(lambda: int_value(client.diagnostics, "frames_published") >= target,
                       60, "diagnostics to count the frame")
     return depth, int_value(client.diagnostics, "encoder_calls")
@@ -166,3 +167,55 @@ def test_flood_keeps_latency_bounded_and_counts_drops(client, node):
     ages = [t - sent[k] for t, k in flood_outputs]
     assert max(ages) < 5.0, f"output ages grew: {ages[-5:]}"
     assert rss_kib(node.proc.pid) - rss_before < 200 * 1024, "node memory grew under flood"
+
+
+def image_transport_camera_info_topic(image_topic: str) -> str:
+    """image_transport's getCameraInfoTopic (camera_common.cpp), for a resolved name: the
+    image topic's namespace + `camera_info`."""
+    return "".join("/" + part for part in image_topic.split("/")[:-1] if part) + "/camera_info"
+
+
+def test_every_image_pairs_with_its_camera_info_the_image_transport_way(client):
+    """As depth_image_proc's point_cloud_xyz, RViz's DepthCloud or rtabmap see the node: each
+    image it publishes, remapped to a consumer's `image_rect`, has its CameraInfo on the
+    sibling topic image_transport derives (published by the node itself, not the camera's
+    own camera_info), with the same header and size, matched by stamp."""
+    from sensor_msgs.msg import CameraInfo, Image
+
+    images = sorted(name for name, types in client.node.get_publisher_names_and_types_by_node("depth_node", "/")
+                    if "sensor_msgs/msg/Image" in types)
+    assert len(images) == 3, images  # depth, uncertainty, preview
+    consumers, received = [], {}
+    for i, image_topic in enumerate(images):
+        consumer = rclpy.create_node(
+            f"point_cloud_xyz_{i}", namespace="/consumer", context=client.context,
+            cli_args=["--ros-args", "-r", f"image_rect:={image_topic}"])
+        resolved = consumer.resolve_topic_name("image_rect")
+        info_topic = image_transport_camera_info_topic(resolved)
+        publishers = {p.node_name for p in client.node.get_publishers_info_by_topic(info_topic)}
+        assert publishers == {"depth_node"}, f"{resolved} -> {info_topic} is published by {publishers or 'nobody'}"
+        pairs = received[resolved] = {"image": {}, "info": {}}
+        consumer.create_subscription(Image, "image_rect", lambda m, p=pairs: p["image"].setdefault(stamp(m), m), 10)
+        consumer.create_subscription(CameraInfo, info_topic, lambda m, p=pairs: p["info"].setdefault(stamp(m), m), 10)
+        client.executor.add_node(consumer)
+        consumers.append(consumer)
+    try:
+        client.spin_until(lambda: all(consumers[0].count_publishers(t) for t in received), 30, "consumers to connect")
+        client.spin_until(lambda: all(client.node.count_subscribers(t) for t in images), 30, "the node to see them")
+        key = client.send_frame(sample_image(H, W, seed=7), 20_000_000_000, info=camera_info(H, W, f=90.0),
+                                frame_id="cam_optical")
+        client.spin_until(lambda: all(key in p["image"] and key in p["info"] for p in received.values()), 60,
+                          "every image and its camera_info")
+    finally:
+        for consumer in consumers:
+            client.executor.remove_node(consumer)
+            consumer.destroy_node()
+    for topic, pairs in received.items():
+        image, info = pairs["image"][key], pairs["info"][key]
+        assert image.header == info.header, topic
+        assert (info.height, info.width) == (image.height, image.width) == (H, W), topic
+        assert info.k[0] == 90.0, topic
+
+
+def stamp(msg) -> tuple:
+    return (msg.header.stamp.sec, msg.header.stamp.nanosec)

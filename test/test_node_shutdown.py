@@ -88,7 +88,7 @@ def test_ctrl_c_during_a_frame_longer_than_10s(tmp_path):
         key = start_slow_frame(client)
         proc.send_signal(signal.SIGINT)  # to the whole group, as a terminal does
         code = wait_exit(proc, 60)
-        assert key not in client.received["depth"]  # the frame was dropped, not published half-done
+        assert key not in client.received["depth/image"]  # the frame was dropped, not published half-done
     finally:
         client.close()
         proc.kill()

@@ -186,6 +186,6 @@ def test_depth_node_serves_with_the_onnxruntime_backend(exported):
     with serving_node(params) as node, connected_client() as client:
         assert "in onnxruntime [CPU]" in node.log()
         key = client.send_frame(rgb, 2_000_000_000)
-        depth = image_to_numpy(client.wait_depth(key)["depth"])
+        depth = image_to_numpy(client.wait_depth(key)["depth/image"])
     ref = DepthEstimator(checkpoint=ckpt, device="cpu").predict(rgb, "a bathroom").depth
     assert np.max(np.abs(depth - ref) / ref) <= MAX_REL_DIFF

@@ -17,10 +17,12 @@ import numpy as np
 import pytest
 import yaml
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage
 
 from ros2_workspace import environment, ros2, ros2_discovering
 from ros_helpers import Client, camera_info, int_value, sample_image
 from test_params_file import get_parameters
+from textdepth_ros.ros.compressed import encode_color
 from textdepth_ros.ros.conversions import image_to_numpy
 from textdepth_ros.ros.depth_node import PARAMETERS
 from textdepth_ros.ros.input_qos import CHECK_PERIOD_S, STALL_S
@@ -32,11 +34,34 @@ REMAPS = {"image": "/launch_cam/color/image_raw", "camera_info": "/launch_cam/co
           "text": "/launch_scene_text"}
 NON_DEFAULT = {"default_text": "a loading dock", "max_range": 7.5, "cloud_rgb": False, "warmup_height": 48,
                "warmup_width": 64, "diagnostics_period": 0.25}
-OUTPUTS = {"depth", "depth/camera_info", "depth/uncertainty", "points", "depth/preview"}
+OUTPUTS = {"depth/image", "depth/camera_info", "depth/uncertainty", "points", "depth/preview"}
 FRAMES = 5
 LATCHED_TEXT = "a loading dock seen before the node started"
 TEXT_OVERRIDE = {"qos_overrides": {REMAPS["text"]: {"subscription": {"depth": 1}}}}  # one given, the rest not
 SLOW_FRAME = (1, 100_000)  # the tiny model pads it to 32x100000: many seconds of CPU (test_node_shutdown.py)
+USERS_MODEL = "users_model"  # the model config name inside the user's checkpoint: the log names it
+
+
+@pytest.fixture(scope="module")
+def users_model(ros2_install, tmp_path_factory):
+    """A user's model: a YAML config (a copy of tiny under another name) and a real checkpoint
+    of it, put in the colcon install's share/textdepth_ros/model and named relatively
+    (`model/<file>`), as docs/install.md tells users to: the node must find it there."""
+    from textdepth_ros.model import build_model
+    from textdepth_ros.model.checkpoint import save_checkpoint
+    from textdepth_ros.model.config import load_model_config
+
+    config = load_model_config("tiny")
+    config["name"] = USERS_MODEL
+    config_path = tmp_path_factory.mktemp("users_model") / f"{USERS_MODEL}.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    share_model = ros2_install / "textdepth_ros" / "share" / "textdepth_ros" / "model"
+    checkpoint = save_checkpoint(share_model / f"{USERS_MODEL}_test.safetensors", build_model(config, pretrained=False))
+    yield {"model_config": str(config_path), "checkpoint": f"model/{checkpoint.name}", "device": "cpu",
+           "fp16": True, "transport": "raw"}
+    checkpoint.unlink()
+
+
 
 
 def params_file(tmp_path, node="depth_node", values=None):
@@ -103,28 +128,65 @@ def text_published_before(install, text: str) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def serve_one_frame(namespace: str, remaps: dict) -> dict:
-    """A reliable 640x480 rgb8 frame + camera_info + text in; every output back."""
+def serve_one_frame(namespace: str, remaps: dict, compressed: bool = False) -> dict:
+    """A reliable 640x480 rgb8 frame (a JPEG on <image>/compressed with `compressed`) +
+    camera_info + text in; every output back."""
     client = Client(namespace=namespace, inputs=remaps, outputs=tuple(OUTPUTS),
                     image_qos=QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     try:
-        client.wait_connected()
-        client.wait_reliable_image_subscription()
+        if compressed:
+            image_pub = client.node.create_publisher(CompressedImage, remaps["image"] + "/compressed",
+                                                     QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+            client.spin_until(lambda: image_pub.get_subscription_count() > 0 and client.pub_text.get_subscription_count()
+                              and client.node.count_publishers("depth/image") > 0, 60, "the node's compressed input")
+        else:
+            client.wait_connected()
+            client.wait_reliable_image_subscription()
         client.send_text("a loading dock with pallets")
         # Frames as a camera streams them, each with its camera_info: a frame may be served
         # before its camera_info arrives (separate topics, no order between them), so the
         # first ones may come without points; every output must come within a few frames.
         for i in range(FRAMES):
-            key = client.send_frame(sample_image(H, W), (41 + i) * 1_000_000_000, info=camera_info(H, W))
+            stamp = (41 + i) * 1_000_000_000
+            if compressed:
+                key = send_compressed(client, image_pub, sample_image(H, W), stamp)
+            else:
+                key = client.send_frame(sample_image(H, W), stamp, info=camera_info(H, W))
             client.wait_depth(key, timeout=90)
             client.spin_for(0.5)  # its companions (camera_info, cloud, preview) follow the depth
             if all(key in client.received[t] for t in OUTPUTS):
                 break
         out = client.wait_depth(key, timeout=10, topics=tuple(OUTPUTS))
-        topics = {name for name, _ in client.node.get_topic_names_and_types()}
-        return {"out": out, "topics": topics}
+        topics = {name: types for name, types in client.node.get_topic_names_and_types()}
+        readers = {t: {(r.node_name, r.topic_type) for r in client.node.get_subscriptions_info_by_topic(t)}
+                   for t in (remaps["image"], remaps["image"] + "/compressed")}
+        return {"out": out, "topics": topics, "readers": readers}
     finally:
         client.close()
+
+
+def send_compressed(client, publisher, rgb, stamp_ns, codec="jpeg") -> tuple:
+    """`rgb` as image_transport's compressed publisher sends it, with its camera_info."""
+    msg = CompressedImage()
+    msg.format, data = encode_color(rgb, codec)
+    msg.data = data
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    msg.header.frame_id = "camera_optical"
+    info = camera_info(*rgb.shape[:2])
+    info.header = msg.header
+    client.pub_info.publish(info)
+    publisher.publish(msg)
+    return (msg.header.stamp.sec, msg.header.stamp.nanosec)
+
+
+def get_with_the_cli(install, node, names) -> dict:
+    """`ros2 param get <node> <name>` for each name: its printed value."""
+    values = {}
+    for name in names:
+        result = ros2_discovering(install, "param", "get", node, name, done=lambda r: r.returncode == 0)
+        assert result.returncode == 0, result.stdout + result.stderr
+        values[name] = result.stdout.strip().split(": ", 1)[-1]
+    return values
 
 
 def test_launch_file_arguments_match_the_readme(ros2_install):
@@ -137,19 +199,23 @@ def test_launch_file_arguments_match_the_readme(ros2_install):
     assert "bf16 on CPU" in result.stdout  # fp16 says what it does on each device
 
 
-def test_ros2_launch_in_a_namespace_with_params_file_and_remaps(ros2_install, tmp_path):
-    """Also: `ros2 param dump` shows every parameter (it printed none while QoS overrides
-    were declared without a value), and the scene text published the README's way before
-    the node started is used without a false "no message arrived" warning."""
+def test_ros2_launch_in_a_namespace_with_params_file_and_remaps(ros2_install, users_model, tmp_path):
+    """`params_file:=` alone: every value of the user's file holds, the four the launch file
+    once overrode (model_config, checkpoint, device, fp16) included; the checkpoint is found
+    by its relative name in the install's model folder and really serves. Also: `ros2 param
+    dump` shows every parameter (it printed none while QoS overrides were declared without a
+    value), and the scene text published the README's way before the node started is used
+    without a false "no message arrived" warning."""
+    values = dict(NON_DEFAULT, **users_model)
     argv = ["ros2", "launch", "textdepth_ros", "depth.launch.py", "namespace:=robot1",
-            f"params_file:={params_file(tmp_path, values={**NON_DEFAULT, **TEXT_OVERRIDE})}",
+            f"params_file:={params_file(tmp_path, values={**values, **TEXT_OVERRIDE})}",
             *(f"{k}:={v}" for k, v in REMAPS.items())]
     text_pub = text_published_before(ros2_install, LATCHED_TEXT)
     proc = start(ros2_install, argv, tmp_path, "launch")
     try:
         proc.wait_for_log("ready:", 150)
         ready = time.monotonic()
-        values = get_parameters("/robot1/depth_node", list(NON_DEFAULT))
+        got = get_parameters("/robot1/depth_node", list(values))
         dump = ros2_discovering(ros2_install, "param", "dump", "/robot1/depth_node", done=lambda r: r.returncode == 0)
         nodes = ros2_discovering(ros2_install, "node", "list",
                                  done=lambda r: "/robot1/depth_node" in r.stdout).stdout.split()
@@ -162,17 +228,18 @@ def test_ros2_launch_in_a_namespace_with_params_file_and_remaps(ros2_install, tm
         code = ctrl_c_again_and_again(proc, "depth_node")
         os.killpg(text_pub.pid, signal.SIGINT)
         text_pub.wait(30)
-    assert values == NON_DEFAULT, proc.log()
+    assert got == values, proc.log()
     dumped = yaml.safe_load(dump.stdout)["/robot1/depth_node"]["ros__parameters"]
     assert set(PARAMETERS) <= set(dumped), dump.stdout + dump.stderr
-    assert {name: dumped[name] for name in NON_DEFAULT} == NON_DEFAULT
+    assert {name: dumped[name] for name in values} == values  # read back with the ROS 2 CLI
+    assert f"model: {USERS_MODEL} (full) on cpu bf16" in proc.log() and "trained checkpoint" in proc.log()
     assert dumped["qos_overrides"] == TEXT_OVERRIDE["qos_overrides"]  # the given one; unset ones are not declared
     assert f"scene text: '{LATCHED_TEXT}'" in "\n".join(text_log), proc.log()
     assert not [line for line in text_log if "no message" in line], text_log
     assert "/robot1/depth_node" in nodes
-    assert {f"/robot1/{t}" for t in OUTPUTS} <= served["topics"]
-    assert set(REMAPS.values()) <= served["topics"]
-    depth = image_to_numpy(served["out"]["depth"])
+    assert {f"/robot1/{t}" for t in OUTPUTS} <= set(served["topics"])
+    assert set(REMAPS.values()) <= set(served["topics"])
+    depth = image_to_numpy(served["out"]["depth/image"])
     assert depth.shape == (H, W) and np.isfinite(depth).all()
     assert served["out"]["points"].height == H and served["out"]["points"].width == W
     # cloud_rgb false in the params file: x, y, z only
@@ -180,6 +247,22 @@ def test_ros2_launch_in_a_namespace_with_params_file_and_remaps(ros2_install, tm
     assert "warm-up forward 48x64" in proc.log()
     assert_clean_exit(proc, code)
     assert_node_finished_cleanly(proc, "depth_node")
+
+
+def test_ros2_run_textdepth_finds_the_checkpoint_in_the_install(ros2_install, users_model, tmp_path):
+    """The CLI as docs/install.md shows it, `ros2 run textdepth_ros textdepth`, run from
+    another folder: a relative checkpoint name is the install's model folder's file."""
+    import cv2
+
+    image = tmp_path / "room.png"
+    cv2.imwrite(str(image), sample_image(48, 64))
+    result = subprocess.run(["ros2", "run", "textdepth_ros", "textdepth", "predict", "--checkpoint",
+                             users_model["checkpoint"], "--image", str(image), "--out", str(tmp_path / "d.npy"),
+                             "--device", "cpu"], cwd=tmp_path, env=environment(ros2_install),
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "UNTRAINED" not in result.stderr
+    assert np.load(tmp_path / "d.npy").shape == (48, 64)
 
 
 def test_ros2_run_depth_node(ros2_install, tmp_path):
@@ -197,7 +280,7 @@ def test_ros2_run_depth_node(ros2_install, tmp_path):
         code = ctrl_c(proc)
     assert values == NON_DEFAULT
     assert "has no entry for" not in proc.log(), "the shipped YAML must apply in any namespace"
-    assert image_to_numpy(served["out"]["depth"]).shape == (H, W)
+    assert image_to_numpy(served["out"]["depth/image"]).shape == (H, W)
     assert_clean_exit(proc, code)
 
 
@@ -247,15 +330,19 @@ def rss_mb(pid: int) -> float:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-def test_managed_node_under_ros2_lifecycle_set(ros2_install, tmp_path):
+def test_managed_node_under_ros2_lifecycle_set(ros2_install, users_model, tmp_path):
     """launch managed:=true; configure loads the model, activate serves, deactivate stops
     (no subscription left), cleanup frees the model's memory. Then, through the lifecycle
     services: a frame that outlasts the lifecycle (many seconds in the model) is dropped
     by deactivate, its thread still inside torch, and cleanup frees the model under it;
-    Ctrl-C then ends the process cleanly (it was SIGABRT, exit -6)."""
+    Ctrl-C then ends the process cleanly (it was SIGABRT, exit -6).
+    The user's params file as above, and two launch arguments GIVEN: they win over the file
+    (fp16:=false; transport:=compressed, which must really subscribe <image>/compressed),
+    while the file's other values hold."""
     node = "/managed/depth_node"
+    values = dict(NON_DEFAULT, min_side=1, **users_model)  # fp16: true, transport: raw
     argv = ["ros2", "launch", "textdepth_ros", "depth.launch.py", "namespace:=managed", "managed:=true",
-            f"params_file:={params_file(tmp_path, values=dict(NON_DEFAULT, min_side=1))}",
+            f"params_file:={params_file(tmp_path, values=values)}", "fp16:=false", "transport:=compressed",
             *(f"{k}:={v}" for k, v in REMAPS.items())]
     proc = start(ros2_install, argv, tmp_path, "managed")
 
@@ -269,16 +356,23 @@ def test_managed_node_under_ros2_lifecycle_set(ros2_install, tmp_path):
         proc.wait_for_log("unconfigured: waiting for the configure transition", 120)
         pid = int(re.search(r"managed_depth_node-1\]: process started with pid \[(\d+)\]", proc.log()).group(1))
         assert "unconfigured" in lifecycle("get", node)
+        given = get_parameters(node, ["fp16", "transport", "checkpoint", "device"])
+        cli = get_with_the_cli(ros2_install, node, ["fp16"])
         rss_unconfigured = rss_mb(pid)
         assert "Transitioning successful" in lifecycle("set", node, "configure")
-        assert "model: tiny" in proc.log() and "inactive" in lifecycle("get", node)
+        assert f"model: {USERS_MODEL} (full) on cpu fp32" in proc.log() and "trained checkpoint" in proc.log()
+        assert "inactive" in lifecycle("get", node)
         rss_configured = rss_mb(pid)
         lifecycle("set", node, "activate")
-        served = serve_one_frame("managed", REMAPS)
-        assert image_to_numpy(served["out"]["depth"]).shape == (H, W)
+        served = serve_one_frame("managed", REMAPS, compressed=True)
+        assert image_to_numpy(served["out"]["depth/image"]).shape == (H, W)
+        assert served["readers"] == {REMAPS["image"]: set(),
+                                     REMAPS["image"] + "/compressed": {("depth_node", "sensor_msgs/msg/CompressedImage")}}
         lifecycle("set", node, "deactivate")
-        client = Client(namespace="managed", inputs=REMAPS, outputs=("depth",))
-        client.spin_until(lambda: client.node.count_subscribers(REMAPS["image"]) == 0, 30, "the image subscription to go")
+        client = Client(namespace="managed", inputs=REMAPS, outputs=("depth/image",))
+        compressed_pub = client.node.create_publisher(CompressedImage, REMAPS["image"] + "/compressed",
+                                                      QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        client.spin_until(lambda: compressed_pub.get_subscription_count() == 0, 30, "the image subscription to go")
         lifecycle("set", node, "cleanup")
         assert "model released" in proc.log()
         rss_cleaned = rss_mb(pid)
@@ -286,9 +380,9 @@ def test_managed_node_under_ros2_lifecycle_set(ros2_install, tmp_path):
         client.change_state(node, "configure")
         client.change_state(node, "activate")
         client.diagnostics = {}
-        client.spin_until(lambda: client.diagnostics and client.pub_image.get_subscription_count(), 30, "serving")
+        client.spin_until(lambda: client.diagnostics and compressed_pub.get_subscription_count(), 30, "serving")
         received = int_value(client.diagnostics, "frames_received")
-        client.send_frame(np.zeros((*SLOW_FRAME, 3), np.uint8), 9_000_000_000, info=camera_info(*SLOW_FRAME))
+        send_compressed(client, compressed_pub, np.zeros((*SLOW_FRAME, 3), np.uint8), 9_000_000_000, codec="png")
         client.spin_until(lambda: int_value(client.diagnostics, "frames_received") > received, 60, "the slow frame")
         client.spin_for(1.0)  # the worker has taken it and is inside the forward pass
         client.change_state(node, "deactivate")
@@ -297,6 +391,8 @@ def test_managed_node_under_ros2_lifecycle_set(ros2_install, tmp_path):
         if client is not None:
             client.close()
         code = ctrl_c_again_and_again(proc, "managed_depth_node")
+    assert given == {"fp16": False, "transport": "compressed", "checkpoint": users_model["checkpoint"], "device": "cpu"}
+    assert cli == {"fp16": "False"}, cli  # `ros2 param get`: the launch argument won over the file's true
     print(f"managed node RSS: unconfigured {rss_unconfigured:.0f} MB, configured {rss_configured:.0f} MB, "
           f"after cleanup {rss_cleaned:.0f} MB")
     # configure imports torch too (~600 MB of libraries that stay); the tiny model's weights

@@ -17,6 +17,7 @@ import numpy as np
 
 from textdepth_ros.errors import UserError
 from textdepth_ros.inference import Prediction, ServingModel, build_untrained, check_rgb
+from textdepth_ros.paths import find_model_file
 
 log = logging.getLogger("textdepth_ros.onnx_runtime")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -77,6 +78,7 @@ class OnnxDepthEstimator(ServingModel):
 
         from textdepth_ros.model.checkpoint import load_checkpoint
 
+        onnx_path = find_model_file(onnx_path, "ONNX model", UserError)  # absolute, or a model folder's
         try:
             providers, self.device_warning = choose_providers(device, ort.get_available_providers())
             self.session = ort.InferenceSession(str(onnx_path), providers=providers)

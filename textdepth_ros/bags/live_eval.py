@@ -18,10 +18,12 @@ from pathlib import Path
 from textdepth_ros.errors import UserError
 from textdepth_ros.image_limits import DEFAULT_MAX_PIXELS
 from textdepth_ros.bags import bagio
+from textdepth_ros.ros import topics
 from textdepth_ros.ros.node_process import NodeProcess, depth_node_argv
 
 NAMESPACE = "/textdepth_bag_eval"
-RECORDED = {"depth": bagio.IMAGE_TYPE, "depth/uncertainty": bagio.IMAGE_TYPE, "depth/camera_info": bagio.CAMERA_INFO_TYPE}
+# What --record writes: the node's outputs, under the same names as the node publishes them.
+RECORDED = {topics.DEPTH: bagio.IMAGE_TYPE, topics.UNCERTAINTY: bagio.IMAGE_TYPE, topics.CAMERA_INFO: bagio.CAMERA_INFO_TYPE}
 
 
 def live_name(bag_topic: str) -> str:
@@ -130,7 +132,7 @@ def run_live(args, plan, params) -> dict:
         state["last_out"], state["max_latency"] = now, max(state["max_latency"], latency)
         scorer.add_prediction(stamp, image_to_numpy(msg).astype("float32"), latency_ms=latency * 1000.0)
         if recorder is not None:
-            recorder.write_raw("/depth", log_time + int(latency * 1e9), raw)
+            recorder.write_raw(f"/{topics.DEPTH}", log_time + int(latency * 1e9), raw)
 
     def record(topic):
         def callback(raw):
@@ -151,12 +153,12 @@ def run_live(args, plan, params) -> dict:
             fixed = node.create_publisher(String, text_topic, publisher_qos(bagio.STRING_TYPE, transient_local=True))
             fixed.publish(String(data=args.text))
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        depth_sub = node.create_subscription(Image, f"{NAMESPACE}/depth", on_depth, reliable, raw=True)
+        depth_sub = node.create_subscription(Image, f"{NAMESPACE}/{topics.DEPTH}", on_depth, reliable, raw=True)
         if args.record:
             recorder = bagio.BagWriter(args.record, overwrite=False).__enter__()
             for topic, msgtype in RECORDED.items():
                 recorder.add_topic(f"/{topic}", msgtype)
-                if topic != "depth" and (topic != "depth/camera_info" or plan.camera_info_topic):
+                if topic != topics.DEPTH and (topic != topics.CAMERA_INFO or plan.camera_info_topic):
                     recorded[topic] = 0
                     node.create_subscription(Image if msgtype == bagio.IMAGE_TYPE else bagio.message_class(msgtype),
                                              f"{NAMESPACE}/{topic}", record(topic), reliable, raw=True)

@@ -12,6 +12,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import String
 
 from textdepth_ros.errors import UserError
+from textdepth_ros.ros import topics
 from textdepth_ros.ros.conversions import image_to_numpy, numpy_to_image
 from textdepth_ros.ros.depth_node import text_qos
 from textdepth_ros.ros.diagnostics import diagnostic_values
@@ -41,8 +42,8 @@ class _Session:
         self.pub_info = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
         self.pub_text = self.node.create_publisher(String, "text", text_qos())
         self.depth, self.clouds, self.diagnostics = {}, {}, {}
-        self.node.create_subscription(Image, "depth", lambda m: self._store(self.depth, m), 10)
-        self.node.create_subscription(PointCloud2, "points", lambda m: self._store(self.clouds, m), 10)
+        self.node.create_subscription(Image, topics.DEPTH, lambda m: self._store(self.depth, m), 10)
+        self.node.create_subscription(PointCloud2, topics.POINTS, lambda m: self._store(self.clouds, m), 10)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
 
     def _store(self, table, msg):
@@ -69,7 +70,7 @@ class _Session:
 def exchange(namespace: str, args, texts, timeout: float) -> dict:
     s = _Session(namespace)
     try:
-        s.spin_until(lambda: s.pub_image.get_subscription_count() > 0 and s.node.count_publishers("depth") > 0
+        s.spin_until(lambda: s.pub_image.get_subscription_count() > 0 and s.node.count_publishers(topics.DEPTH) > 0
                      and s.pub_text.get_subscription_count() > 0 and bool(s.diagnostics), timeout, "the node's topics")
         frames = list(sequence(args.frames, args.height, args.width))
         result = {"frames": frames, "depths": {}, "latencies_ms": [], "cloud": None, "clouds_received": 0,

@@ -17,6 +17,7 @@ from textdepth_ros.camera_scale import Camera, camera_from_record
 from textdepth_ros.model.config import config_from_checkpoint, variant_name
 from textdepth_ros.model.scene_labels import record_of
 from textdepth_ros.model.weights_io import check_tensors
+from textdepth_ros.paths import find_model_file
 
 FORMAT = "textdepth_ros/1"
 CAMERA = "camera"  # the metadata field, and its key in `extra`
@@ -112,9 +113,7 @@ def _read_tensors(path) -> dict:
 def _open(path, read):
     from safetensors import safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    path = find_model_file(path, "checkpoint", CheckpointError)  # absolute, or a model folder's
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             return read(f)

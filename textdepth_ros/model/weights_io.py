@@ -5,23 +5,13 @@ from pathlib import Path
 import torch
 
 from textdepth_ros.errors import CheckpointError, WeightsUnavailableError
-from textdepth_ros.paths import weights_dir
+from textdepth_ros.paths import find_model_file
 
 
 def resolve_weights_path(path, what: str) -> Path:
-    """A path as given, else relative to the package's model/ folder. Missing -> one
-    clear error naming the file and where it can go."""
-    candidates = [Path(path).expanduser()]
-    if not candidates[0].is_absolute():
-        candidates.append(weights_dir().parent / path)  # "model/x.pth" from the share dir
-        candidates.append(weights_dir() / Path(path).name)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise WeightsUnavailableError(
-        f"{what} weights not found: {path}. Put the file at {weights_dir() / Path(path).name} "
-        f"or set its path in the model config (see model/README.md)"
-    )
+    """A pretrained file a model config names, looked up as every model file is
+    (paths.find_model_file). Missing -> one clear error naming where it was looked for."""
+    return find_model_file(path, f"{what} weights")
 
 
 def read_state_dict(path: Path, what: str = "weights") -> dict:

@@ -38,6 +38,7 @@ from textdepth_ros.ros.nav_cloud import node_cloud
 from textdepth_ros.ros.pointcloud import invalid_to_nan, nan_is_the_only_invalid
 from textdepth_ros.ros.publish_queue import PublishQueue
 from textdepth_ros.ros.python_logging import forward_package_logging
+from textdepth_ros.ros import topics
 from textdepth_ros.ros.spinning import EXECUTORS, run_node
 from textdepth_ros.ros.text_input import CONTEXT_LENGTH, TextChangeLog, clean_text, text_qos, usable_text  # noqa: F401
 
@@ -129,11 +130,11 @@ class DepthNode(Node):
         self._diagnostics_timer = None
         self._change_log_timer = self.create_timer(1.0, self._log_pending_changes)  # for the node's life
 
-        self.pub_depth = self.create_publisher(Image, "depth", 10)
-        self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", 10)
-        self.pub_uncertainty = self.create_publisher(Image, "depth/uncertainty", 10)
-        self.pub_points = self.create_publisher(PointCloud2, "points", 10)
-        self.pub_preview = self.create_publisher(Image, "depth/preview", 10)
+        self.pub_depth = self.create_publisher(Image, topics.DEPTH, 10)
+        self.pub_info = self.create_publisher(CameraInfo, topics.CAMERA_INFO, 10)
+        self.pub_uncertainty = self.create_publisher(Image, topics.UNCERTAINTY, 10)
+        self.pub_points = self.create_publisher(PointCloud2, topics.POINTS, 10)
+        self.pub_preview = self.create_publisher(Image, topics.PREVIEW, 10)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
     # -- start / stop ---------------------------------------------------------------

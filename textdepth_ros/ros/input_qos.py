@@ -27,7 +27,6 @@ import os
 import time
 from collections import deque
 
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import InvalidParameterTypeException, ParameterNotDeclaredException
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -37,6 +36,7 @@ from textdepth_ros.errors import UserError
 from textdepth_ros.ros.change_log import ChangeLog, since_last_line
 from textdepth_ros.ros.fastdds_profile import ENV_VAR as FASTDDS_PROFILE_VAR
 from textdepth_ros.ros.parameters import TYPE_WORDS
+from textdepth_ros.ros.rclpy_support import SubscriptionEventCallbacks  # Jazzy or newer, else one line
 from textdepth_ros.ros.spinning import spins_on_events_executor
 
 CHECK_PERIOD_S = 1.0

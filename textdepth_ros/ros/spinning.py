@@ -27,6 +27,7 @@ the executor thread holds the GIL less, which the inference worker and the publi
 thread need (bench/gil_bench.py --compare-executors).
 """
 import ctypes
+import inspect
 import logging
 import os
 import signal
@@ -40,6 +41,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from textdepth_ros.errors import UserError
 
+_TRY_SHUTDOWN_UNINSTALLS = "uninstall_handlers" in inspect.signature(rclpy.try_shutdown).parameters
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXECUTORS = ("auto", "events", "single")
 
@@ -188,7 +190,10 @@ def _logger(node, name):
 def _close(node) -> None:
     if node is not None:
         node.destroy_node()
-    rclpy.try_shutdown(uninstall_handlers=False)
+    if _TRY_SHUTDOWN_UNINSTALLS:  # Kilted and later: by default it would uninstall signal handlers
+        rclpy.try_shutdown(uninstall_handlers=False)
+    else:  # Jazzy: it never does, and has no such argument
+        rclpy.try_shutdown()
 
 
 def exit_now(code: int) -> None:
