@@ -178,6 +178,12 @@ class Client:
 
     def wait_reliable_image_subscription(self, timeout: float = 30.0) -> None:
         """Until the node's image and camera_info subscriptions have followed our reliable publishers."""
+        self.wait_reliable(self.pub_image, self.pub_info, timeout=timeout)
+
+    def wait_reliable(self, *publishers, timeout: float = 30.0) -> None:
+        """Until the node's subscriptions to these reliable publishers' topics are reliable too
+        (a subscription starts best effort and follows its publishers: a multi-MB sample sent
+        before it has followed may be lost on the way)."""
         from rclpy.qos import ReliabilityPolicy
 
         def followed(pub):
@@ -185,8 +191,8 @@ class Client:
                 s.qos_profile.reliability == ReliabilityPolicy.RELIABLE
                 for s in self.node.get_subscriptions_info_by_topic(pub.topic_name))
 
-        self.spin_until(lambda: followed(self.pub_image) and followed(self.pub_info), timeout,
-                        "reliable image and camera_info subscriptions")
+        self.spin_until(lambda: all(followed(pub) for pub in publishers), timeout,
+                        "reliable subscriptions to " + ", ".join(pub.topic_name for pub in publishers))
 
     def wait_connected(self, node_proc=None, timeout: float = 60.0) -> None:
         """Until the node's subscriptions and our subscriptions have matched."""

@@ -6,6 +6,8 @@ The frame is the photo at 480x640 (921 KB), published reliable as camera drivers
 node's input QoS follows its publishers, so it arrives even with Fast DDS's default
 profile in this test process (best effort, such a frame did not arrive at all).
 """
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -40,7 +42,13 @@ def test_node_publishes_pixelformers_depth_for_a_real_photo(imported):
     with serving_node(params) as node, connected_client(image_qos=reliable) as client:
         client.wait_reliable_image_subscription()  # one frame, not a stream: send it once the node follows
         # NYU's camera, the one the import records: focal scaling (auto) leaves the depth as it is
-        key = client.send_frame(rgb, Stamps.take(), info=camera_info(H, W, f=NYU_FOCAL))
+        info = camera_info(H, W, f=NYU_FOCAL)
+        # The node uses the latest camera_info; one frame sent with its own may overtake it
+        # (two topics), so the camera is known to the node before the frame.
+        client.pub_info.publish(info)
+        settled = time.monotonic() + 1.0
+        client.spin_until(lambda: time.monotonic() > settled, 5, "the camera_info's head start")
+        key = client.send_frame(rgb, Stamps.take(), info=info)
         depth = image_to_numpy(client.wait_depth(key, timeout=180)["depth/image"])
         assert client.diagnostics.get("untrained") == "false"
         assert "pixelformer_tiny07 (baseline)" in node.log()
