@@ -59,9 +59,9 @@ def decision_cost(args) -> dict:
     from textdepth_ros.model.image_encoder import count_parameters
     from textdepth_ros.model.scene_labels import DEFAULT_TEMPLATE, NYU_SCENE_TYPES
     from textdepth_ros.model.text_encoder import ClipTextEncoder
-    from textdepth_ros.scene_recognition import SceneRecognizer
+    from textdepth_ros.serving.scene_recognition import SceneRecognizer
 
-    from textdepth_ros.scene_recognition import run_in_background
+    from textdepth_ros.serving.scene_recognition import run_in_background
 
     run_in_background()  # as the node's recognition thread runs: lower priority, one torch CPU thread
     cfg = load_model_config(args.config)

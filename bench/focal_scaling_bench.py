@@ -30,7 +30,7 @@ import numpy as np
 from common import add_model_arguments, time_calls
 
 from textdepth_ros.camera_scale import rescaled
-from textdepth_ros.inference import DepthEstimator
+from textdepth_ros.serving.inference import DepthEstimator
 from textdepth_ros.metrics import evaluate_depth
 
 

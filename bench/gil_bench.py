@@ -102,7 +102,7 @@ class GilFreeForward:
     def __init__(self, forward_s: float, height: int, width: int):
         import numpy as np
 
-        from textdepth_ros.inference import Prediction
+        from textdepth_ros.serving.inference import Prediction
 
         self.forward_s, self.times = forward_s, []
         rng = np.random.default_rng(1)

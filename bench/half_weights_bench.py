@@ -25,7 +25,7 @@ def main(argv=None):
     import torch
 
     from profiling import compare_estimators, report_comparison
-    from textdepth_ros.inference import DepthEstimator
+    from textdepth_ros.serving.inference import DepthEstimator
     from textdepth_ros.model import build_model
 
     torch.manual_seed(0)

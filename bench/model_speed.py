@@ -20,7 +20,8 @@ import torch
 from common import add_model_arguments, summary, time_calls
 from profiling import count_ops, uncaptured_forward
 
-from textdepth_ros.inference import DepthEstimator, resolve_device
+from textdepth_ros.devices import resolve_device
+from textdepth_ros.serving.inference import DepthEstimator
 from textdepth_ros.metrics import max_rel_diff
 from textdepth_ros.model import build_model
 

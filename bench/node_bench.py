@@ -137,7 +137,7 @@ def profile_and_compare(estimator, model, rgb, args) -> dict:
     import torch
 
     from profiling import count_ops, uncaptured_forward
-    from textdepth_ros.inference import DepthEstimator
+    from textdepth_ros.serving.inference import DepthEstimator
     from textdepth_ros.metrics import max_rel_diff
 
     sync = torch.cuda.synchronize if estimator.device.type == "cuda" else None
@@ -157,7 +157,8 @@ def main(argv=None):
     import rclpy
     import torch
 
-    from textdepth_ros.inference import DepthEstimator, resolve_device
+    from textdepth_ros.devices import resolve_device
+    from textdepth_ros.serving.inference import DepthEstimator
     from textdepth_ros.model import build_model
     from textdepth_ros.model.checkpoint import load_checkpoint, save_checkpoint
     from node_client import BenchClient

@@ -24,12 +24,12 @@ def main(argv=None):
     import numpy as np
     import torch
 
-    from textdepth_ros.export import export_onnx
-    from textdepth_ros.inference import DepthEstimator
+    from textdepth_ros.serving.export import export_onnx
+    from textdepth_ros.serving.inference import DepthEstimator
     from textdepth_ros.metrics import max_rel_diff
     from textdepth_ros.model import build_model
     from textdepth_ros.model.checkpoint import save_checkpoint
-    from textdepth_ros.onnx_runtime import OnnxDepthEstimator
+    from textdepth_ros.serving.onnx_runtime import OnnxDepthEstimator
 
     tmp = Path(tempfile.mkdtemp(prefix="textdepth_onnx_bench_"))
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ import time
 import numpy as np
 from common import verdict
 
-from textdepth_ros.inference import DepthEstimator
+from textdepth_ros.serving.inference import DepthEstimator
 
 
 def main(argv=None):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from textdepth_ros.inference import DepthEstimator
+from textdepth_ros.serving.inference import DepthEstimator
 from textdepth_ros.model.attention_bias import AttentionBias, aligned_empty, keep_attention_biases, per_forward_mask
 from textdepth_ros.model.swin import WindowSelfAttention
 from textdepth_ros.model.windows import shift_mask

@@ -177,7 +177,7 @@ def test_untrained_weights_are_the_same_in_every_launch(node):
     """No checkpoint: the node's random weights come from its `seed` parameter (default 0),
     so this node and a DepthEstimator built in this process give the same depth (before,
     each process drew its own weights: two launches differed by metres on one image)."""
-    from textdepth_ros.inference import DepthEstimator
+    from textdepth_ros.serving.inference import DepthEstimator
 
     rgb = sample_image(H, W, seed=11)
     client = Client(outputs=("depth/image",))

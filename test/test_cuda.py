@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from model_helpers import tiny_model
-from textdepth_ros.inference import DepthEstimator, resolve_device
+from textdepth_ros.devices import resolve_device
+from textdepth_ros.serving.inference import DepthEstimator
 from textdepth_ros.model.checkpoint import load_checkpoint, save_checkpoint
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -105,7 +106,7 @@ FALLBACK_SCRIPT = r'''
 import logging, sys
 import numpy as np, torch
 sys.path.insert(0, sys.argv[2])
-from textdepth_ros.inference import DepthEstimator
+from textdepth_ros.serving.inference import DepthEstimator
 logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
 est = DepthEstimator(checkpoint=sys.argv[1], device="cuda")
 est.model.head.register_forward_hook(lambda module, args, out: [float(out[0].max())] and None)  # None: output unchanged

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from textdepth_ros.cuda_graphs import GraphCache
-from textdepth_ros.inference import DepthEstimator
+from textdepth_ros.serving.cuda_graphs import GraphCache
+from textdepth_ros.serving.inference import DepthEstimator
 
 
 def eager_replay(program):
@@ -83,7 +83,7 @@ def test_a_failed_capture_falls_back_to_eager_with_one_log_line(estimator, caplo
         raise RuntimeError("operation not permitted when stream is capturing")
 
     cache = GraphCache(estimator._program, torch.device("cpu"), capture=failing_capture)
-    with caplog.at_level(logging.WARNING, logger="textdepth_ros.cuda_graphs"):
+    with caplog.at_level(logging.WARNING, logger="textdepth_ros.serving.cuda_graphs"):
         for i in range(3):
             with torch.inference_mode():
                 cache.set_text("a room", lambda: estimator.model.encode_text(["a room"]))

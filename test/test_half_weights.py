@@ -7,7 +7,7 @@ import pytest
 import torch
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from textdepth_ros.inference import HALF_WEIGHT_MODULES, DepthEstimator
+from textdepth_ros.serving.inference import HALF_WEIGHT_MODULES, DepthEstimator
 from textdepth_ros.model.checkpoint import save_checkpoint
 from textdepth_ros.ros.conversions import image_to_numpy
 

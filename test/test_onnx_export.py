@@ -12,10 +12,10 @@ import pytest
 
 from model_helpers import tiny_model
 from textdepth_ros.cli import main as cli_main
-from textdepth_ros.export import MAX_REL_DIFF, compare_with_torch
-from textdepth_ros.inference import DepthEstimator
+from textdepth_ros.serving.export import MAX_REL_DIFF, compare_with_torch
+from textdepth_ros.serving.inference import DepthEstimator
 from textdepth_ros.model.checkpoint import load_checkpoint, save_checkpoint
-from textdepth_ros.onnx_runtime import OnnxDepthEstimator, choose_providers
+from textdepth_ros.serving.onnx_runtime import OnnxDepthEstimator, choose_providers
 
 H, W = 64, 96  # not a multiple of 32 in width: the padding is inside the exported graph
 

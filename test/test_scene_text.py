@@ -18,8 +18,8 @@ from textdepth_ros.model.checkpoint import read_checkpoint_config, write_checkpo
 from textdepth_ros.model.config import load_model_config
 from textdepth_ros.model.image_encoder import ClipImageEncoder, count_parameters
 from textdepth_ros.model.scene_labels import NYU_SCENE_TYPES, label_texts
-from textdepth_ros.scene_recognition import SceneRecognizer, scene_vocabulary
-from textdepth_ros.text_choice import SceneChooser, TextArbiter
+from textdepth_ros.serving.scene_recognition import SceneRecognizer, scene_vocabulary
+from textdepth_ros.serving.text_choice import SceneChooser, TextArbiter
 
 TEMPLATE = "a photo of a {scene}"
 

@@ -11,7 +11,7 @@ from textdepth_ros.data.nyu import read_list
 from textdepth_ros.data.scene_text import SceneText, scene_name
 from textdepth_ros.model import build_model
 from textdepth_ros.model.checkpoint import read_checkpoint
-from textdepth_ros.scene_recognition import scene_vocabulary
+from textdepth_ros.serving.scene_recognition import scene_vocabulary
 from textdepth_ros.train import train
 from textdepth_ros.training.config import load_train_config
 from textdepth_ros.training.evaluate import evaluate_model

@@ -32,7 +32,7 @@ COMMANDS = {
     "experiment": ("textdepth_ros.experiments.text_prior",
                    "train the ablation variants on generated rooms and measure what the scene text does (text-prior)"),
     "set-camera": ("textdepth_ros.set_camera", "show or set the training camera (focal length) a checkpoint records"),
-    "export": ("textdepth_ros.export", "export the network to ONNX (text embedding as an input) for onnxruntime/TensorRT"),
+    "export": ("textdepth_ros.serving.export", "export the network to ONNX (text embedding as an input) for onnxruntime/TensorRT"),
 }
 
 

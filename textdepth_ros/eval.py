@@ -186,7 +186,7 @@ def _eval_predictions(args, dataset, crop, per_image) -> dict:
 
 
 def _eval_model(args, dataset, crop, per_image) -> dict:
-    from textdepth_ros.inference import resolve_device
+    from textdepth_ros.devices import resolve_device
     from textdepth_ros.model import build_model
     from textdepth_ros.model.checkpoint import load_checkpoint
     from textdepth_ros.training.evaluate import evaluate_model

@@ -69,7 +69,7 @@ def run(args) -> int:
         if value is not None and not 0 < value < float("inf"):
             raise UserError(f"{name} must be a positive focal length in pixels, got {value}")
     rgb = read_rgb(args.image, args.max_pixels)
-    from textdepth_ros.inference import DepthEstimator  # torch: only once the input is known to be usable
+    from textdepth_ros.serving.inference import DepthEstimator  # torch: only once the input is known to be usable
 
     estimator = DepthEstimator(args.config, checkpoint=args.checkpoint, device=args.device, fp16=args.fp16,
                                cuda_graphs=args.cuda_graphs)

@@ -231,7 +231,7 @@ def node_parameters(args) -> dict:
 def run_offline(args, plan: BagPlan, params: dict) -> dict:
     from tqdm import tqdm
 
-    from textdepth_ros.inference import DepthEstimator
+    from textdepth_ros.serving.inference import DepthEstimator
     from textdepth_ros.ros.camera_info import image_camera_info
     from textdepth_ros.ros.focal_scaling import FocalScaling, scale_to_training_camera
     from textdepth_ros.ros.text_input import clean_text

@@ -22,7 +22,7 @@ from std_msgs.msg import Float32, String
 from textdepth_ros.model.scene_labels import parse_labels
 from textdepth_ros.ros.parameters import Spec
 from textdepth_ros.ros.text_input import text_qos
-from textdepth_ros.text_choice import TEXT_SOURCES, SceneChooser, TextArbiter
+from textdepth_ros.serving.text_choice import TEXT_SOURCES, SceneChooser, TextArbiter
 
 AUTO_TEXT_TOPIC = "text/auto"
 AUTO_SCORE_TOPIC = "text/auto/score"
@@ -79,7 +79,7 @@ class AutoText:
     def load(cls, node):
         """An AutoText for `node` (after its model loaded), or None for text_source topic
         or a model that reads no text. UserError on a bad label list or CLIP file."""
-        from textdepth_ros.scene_recognition import SceneRecognizer, scene_vocabulary  # torch loads only here
+        from textdepth_ros.serving.scene_recognition import SceneRecognizer, scene_vocabulary  # torch loads only here
 
         p, log = node.params, node.get_logger()
         if p["text_source"] == "topic":
@@ -151,7 +151,7 @@ class AutoText:
 
     # -- the thread -----------------------------------------------------------------------
     def _run(self, ready: threading.Event) -> None:
-        from textdepth_ros.scene_recognition import run_in_background
+        from textdepth_ros.serving.scene_recognition import run_in_background
 
         run_in_background()  # lower priority, one torch CPU thread
         ready.set()

@@ -183,7 +183,7 @@ class DepthNode(Node):
     @staticmethod
     def _load_estimator(p):
         if p["backend"] == "onnxruntime":
-            from textdepth_ros.onnx_runtime import OnnxDepthEstimator
+            from textdepth_ros.serving.onnx_runtime import OnnxDepthEstimator
 
             if not p["onnx_model"]:
                 raise UserError("backend onnxruntime needs the `onnx_model` parameter (a file from `textdepth export`)")
@@ -191,7 +191,7 @@ class DepthNode(Node):
                                       p["seed"])
         if p["backend"] != "torch":
             raise UserError(f"unknown backend '{p['backend']}' (torch or onnxruntime)")
-        from textdepth_ros.inference import DepthEstimator  # torch loads only here
+        from textdepth_ros.serving.inference import DepthEstimator  # torch loads only here
 
         return DepthEstimator(p["model_config"], p["checkpoint"] or None, p["device"], bool(p["fp16"]),
                               compile=bool(p["compile"]), compile_cache=p["compile_cache_dir"],

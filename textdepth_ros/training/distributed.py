@@ -9,7 +9,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Sampler
 
 from textdepth_ros.errors import UserError
-from textdepth_ros.inference import resolve_device
+from textdepth_ros.devices import resolve_device
 
 
 class Context:

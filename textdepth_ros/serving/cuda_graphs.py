@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 import torch
 
-log = logging.getLogger("textdepth_ros.cuda_graphs")
+log = logging.getLogger("textdepth_ros.serving.cuda_graphs")
 
 WARMUP_CALLS = 2  # eager runs before capture: cuBLAS/cuDNN handles, autotune, torch.compile
 

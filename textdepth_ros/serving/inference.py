@@ -14,35 +14,15 @@ from typing import Optional
 import numpy as np
 import torch
 
-from textdepth_ros.cuda_graphs import GraphCache
+from textdepth_ros.serving.cuda_graphs import GraphCache
+from textdepth_ros.devices import resolve_device
 from textdepth_ros.errors import UserError
 from textdepth_ros.model import build_model
 from textdepth_ros.model.attention_bias import keep_attention_biases
 from textdepth_ros.model.checkpoint import load_checkpoint
 
-log = logging.getLogger("textdepth_ros.inference")
+log = logging.getLogger("textdepth_ros.serving.inference")
 DEFAULT_COMPILE_CACHE = Path("~/.cache/textdepth_ros/torch_compile")
-
-
-def resolve_device(spec: str = "auto"):
-    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> (torch.device, warning or None).
-    CUDA asked for but absent falls back to CPU with one warning."""
-    spec = (spec or "auto").strip().lower()
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu"), None
-    if spec == "cpu":
-        return torch.device("cpu"), None
-    if spec == "cuda" or spec.startswith("cuda:"):
-        try:
-            device = torch.device(spec)
-        except RuntimeError:
-            raise UserError(f"bad device '{spec}' (auto, cpu, cuda or cuda:N)") from None
-        if not torch.cuda.is_available():
-            return torch.device("cpu"), f"device '{spec}' asked for but CUDA is not available: running on CPU"
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UserError(f"device '{spec}' does not exist ({torch.cuda.device_count()} CUDA devices)")
-        return device, None
-    raise UserError(f"bad device '{spec}' (auto, cpu, cuda or cuda:N)")
 
 
 def autocast_dtype(device: torch.device, fp16: bool):

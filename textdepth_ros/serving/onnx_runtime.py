@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 
 from textdepth_ros.errors import UserError
-from textdepth_ros.inference import Prediction, ServingModel, build_untrained, check_rgb
+from textdepth_ros.serving.inference import Prediction, ServingModel, build_untrained, check_rgb
 from textdepth_ros.paths import find_model_file
 
-log = logging.getLogger("textdepth_ros.onnx_runtime")
+log = logging.getLogger("textdepth_ros.serving.onnx_runtime")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 OUTPUTS = ("depth", "uncertainty", "depth_range")  # what `textdepth export` writes
 

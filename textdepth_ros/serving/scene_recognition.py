@@ -31,7 +31,7 @@ from textdepth_ros.model.scene_labels import (
     record_of,
 )
 
-log = logging.getLogger("textdepth_ros.scene_recognition")
+log = logging.getLogger("textdepth_ros.serving.scene_recognition")
 
 
 @dataclass
