@@ -57,10 +57,11 @@ class NodeProcess(node_process.NodeProcess):
 
 
 @contextmanager
-def serving_node(params: dict):
+def serving_node(params: dict = None, **node_process_args):
     """A ready node for a test module; on leaving, it must shut down cleanly (exit code 0
-    on SIGINT, no traceback), and its shared-memory segments are removed."""
-    proc = NodeProcess(params)
+    on SIGINT, no traceback), and its shared-memory segments are removed.
+    `node_process_args`: NodeProcess's other arguments (params_file, namespace, ...)."""
+    proc = NodeProcess(params, **node_process_args)
     try:
         proc.wait_ready()
         yield proc

@@ -15,7 +15,7 @@ import yaml
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float32, String
 
-from ros_helpers import REPO, NodeProcess, connected_client, int_value
+from ros_helpers import REPO, connected_client, int_value, serving_node
 from scene_text_helpers import OpenClipReference, tiny_config_with_clip, write_clip_file
 from textdepth_ros.model.scene_labels import DEFAULT_TEMPLATE, NYU_SCENE_TYPES, label_texts
 from textdepth_ros.ros.auto_text import AUTO_SCORE_TOPIC, AUTO_TEXT_TOPIC
@@ -46,16 +46,8 @@ def node(tmp_path_factory, clip_file):
               "auto_text_confirmations": 2, "auto_text_margin": 0.05}
     params_file = tmp / "robot.yaml"
     params_file.write_text(yaml.safe_dump({"/**/depth_node": {"ros__parameters": params}}))
-    proc = NodeProcess(params_file=params_file, namespace=NS, log_path=tmp / "node.log")
-    try:
-        proc.wait_ready()
+    with serving_node(params_file=params_file, namespace=NS, log_path=tmp / "node.log") as proc:
         yield proc
-    finally:
-        try:
-            assert proc.interrupt() == 0, proc.log()
-            assert "Traceback" not in proc.log(), proc.log()
-        finally:
-            proc.cleanup()
 
 
 def test_recognised_scene_drives_the_text_and_a_human_text_wins_then_hands_back(node, clip_file):

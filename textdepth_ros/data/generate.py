@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from textdepth_ros.data import scale_world
 from textdepth_ros.data.nyu import nyu_camera, save_depth_png
-from textdepth_ros.data.synthetic_scene import Room, render
+from textdepth_ros.data.synthetic_scene import Room, furnish, render
 from textdepth_ros.errors import UserError
 
 # scene type -> (back-wall distance range m, room half-width range m, floor/ceiling/wall RGB 0..1)
@@ -67,14 +67,7 @@ def make_room(rng: np.random.Generator, scene_type: str) -> Room:
     (d_lo, d_hi), (w_lo, w_hi), palette = SCENES[scene_type]
     room = Room(back=rng.uniform(d_lo, d_hi), half_width=rng.uniform(w_lo, w_hi), floor=rng.uniform(1.1, 1.5),
                 height=rng.uniform(2.5, 3.0), palette=palette)
-    for _ in range(rng.integers(1, 5)):
-        size = rng.uniform([0.3, 0.3, 0.3], [1.2, 1.4, 1.0])
-        x0 = rng.uniform(-room.half_width, room.half_width - size[0])
-        z0 = rng.uniform(1.0, max(1.1, room.back - size[2]))
-        lo = np.array([x0, room.floor - size[1], z0])
-        room.boxes.append((lo, lo + size))
-        room.box_colours.append(tuple(rng.uniform(0.15, 0.95, 3)))
-    return room
+    return furnish(room, rng, largest=[1.2, 1.4, 1.0], nearest=1.0)
 
 
 def _next_room(rng, world: str, room_number: int):

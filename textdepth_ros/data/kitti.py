@@ -17,12 +17,10 @@ ground truth too, so the paste-back into a full frame in its eval.py is a no-op 
 margins come out 0) and the Garg / KITTI-Eigen crops (metrics.py) are fractions of
 352x1216, not of the full frame as in BTS's original evaluation.
 """
-from pathlib import Path
 
-import cv2
 import numpy as np
 
-from textdepth_ros.data.nyu import read_list
+from textdepth_ros.data.nyu import read_list, read_uint16_depth
 from textdepth_ros.errors import UserError
 
 KB_CROP = (352, 1216)  # height, width
@@ -45,15 +43,7 @@ def read_kitti_list(path) -> list:
 
 def load_kitti_depth(root, sample) -> np.ndarray:
     """HxW float32 metres, 0 = no lidar point (uint16 PNG / 256)."""
-    if sample.depth is None:
-        raise UserError(f"{sample.rgb} has no depth in its list")
-    path = Path(root) / sample.depth
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise UserError(f"cannot read depth {path}")
-    if raw.ndim != 2 or raw.dtype != np.uint16:
-        raise UserError(f"depth {path} must be a single-channel uint16 PNG (metres x 256), got {raw.dtype} {raw.shape}")
-    return raw.astype(np.float32) / np.float32(DEPTH_SCALE)
+    return read_uint16_depth(root, sample, "metres x 256").astype(np.float32) / np.float32(DEPTH_SCALE)
 
 
 def kb_crop_box(height: int, width: int, name: str = "image") -> tuple:

@@ -97,8 +97,9 @@ def load_rgb(root, sample: Sample) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def load_depth(root, sample: Sample) -> np.ndarray:
-    """HxW float32 metres, 0 = invalid (uint16 millimetre PNG / 1000, as BTS does)."""
+def read_uint16_depth(root, sample: Sample, unit: str) -> np.ndarray:
+    """The sample's depth PNG as HxW uint16, refused in one line when it is missing, unreadable
+    or not single-channel uint16 (`unit` names what its values count, for that line)."""
     if sample.depth is None:
         raise UserError(f"{sample.rgb} has no depth in its list")
     path = Path(root) / sample.depth
@@ -106,8 +107,13 @@ def load_depth(root, sample: Sample) -> np.ndarray:
     if raw is None:
         raise UserError(f"cannot read depth {path}")
     if raw.ndim != 2 or raw.dtype != np.uint16:
-        raise UserError(f"depth {path} must be a single-channel uint16 PNG (millimetres), got {raw.dtype} {raw.shape}")
-    return raw.astype(np.float32) / 1000.0
+        raise UserError(f"depth {path} must be a single-channel uint16 PNG ({unit}), got {raw.dtype} {raw.shape}")
+    return raw
+
+
+def load_depth(root, sample: Sample) -> np.ndarray:
+    """HxW float32 metres, 0 = invalid (uint16 millimetre PNG / 1000, as BTS does)."""
+    return read_uint16_depth(root, sample, "millimetres").astype(np.float32) / 1000.0
 
 
 def save_depth_png(path, depth_m: np.ndarray) -> None:

@@ -16,7 +16,7 @@ scene`, lets the scene type hint at the room's size (as NYU's scene names do).
 """
 import numpy as np
 
-from textdepth_ros.data.synthetic_scene import Room
+from textdepth_ros.data.synthetic_scene import Room, furnish
 
 NOMINAL_DEPTH = 4.0  # m: the unscaled room's back wall is 3.6-4.4 m away
 # (scale s, size word, the room's depth in words: s x NOMINAL_DEPTH, rounded as people say it)
@@ -51,14 +51,7 @@ def unscaled_room(rng: np.random.Generator, palette) -> Room:
     """A room from the one size-free distribution (s = 1)."""
     room = Room(back=rng.uniform(3.6, 4.4), half_width=rng.uniform(1.8, 2.6), floor=rng.uniform(1.1, 1.5),
                 height=rng.uniform(2.5, 3.0), palette=palette)
-    for _ in range(rng.integers(1, 5)):
-        size = rng.uniform([0.3, 0.3, 0.3], [0.9, 1.0, 0.8])
-        x0 = rng.uniform(-room.half_width, room.half_width - size[0])
-        z0 = rng.uniform(1.4, max(1.5, room.back - size[2]))
-        lo = np.array([x0, room.floor - size[1], z0])
-        room.boxes.append((lo, lo + size))
-        room.box_colours.append(tuple(rng.uniform(0.15, 0.95, 3)))
-    return room
+    return furnish(room, rng, largest=[0.9, 1.0, 0.8], nearest=1.4)
 
 
 def scaled(room: Room, s: float) -> Room:

@@ -35,6 +35,18 @@ class Room:
     light_distance: float = 5.0  # the lamp's fall-off length (m)
 
 
+def furnish(room: Room, rng: np.random.Generator, largest: list, nearest: float) -> Room:
+    """Puts 1-4 boxes on the floor, each up to `largest` (width, height, depth; at least
+    0.3 m) and no nearer than `nearest` metres, each in a random colour."""
+    for _ in range(rng.integers(1, 5)):
+        size = rng.uniform([0.3, 0.3, 0.3], largest)
+        x0 = rng.uniform(-room.half_width, room.half_width - size[0])
+        z0 = rng.uniform(nearest, max(nearest + 0.1, room.back - size[2]))
+        lo = np.array([x0, room.floor - size[1], z0])
+        room.boxes.append((lo, lo + size))
+        room.box_colours.append(tuple(rng.uniform(0.15, 0.95, 3)))
+    return room
+
 def cast_rays(room: Room, eye: np.ndarray, rays: np.ndarray):
     """(t, material) of the nearest surface along eye + t * ray, for rays [H, W, 3]."""
     t_best = np.full(rays.shape[:2], np.inf)

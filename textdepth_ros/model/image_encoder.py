@@ -22,7 +22,7 @@ from PIL import Image
 from torch import nn
 
 from textdepth_ros.errors import UserError, WeightsUnavailableError
-from textdepth_ros.model.text_encoder import ClipTextEncoder, read_clip_file
+from textdepth_ros.model.text_encoder import ClipTextEncoder, pick_tower, read_clip_file
 from textdepth_ros.model.weights_io import check_tensors, unwrap_state_dict
 
 VISUAL_PREFIXES = ("visual.", "model.visual.", "module.visual.")  # CLIP / wrapped checkpoints
@@ -95,17 +95,7 @@ class ClipImageEncoder(nn.Module):
         path = ClipTextEncoder._locate(source, clip_model)
         state = unwrap_state_dict(read_clip_file(path))
         own = self.tower.state_dict()
-        for prefix in VISUAL_PREFIXES:
-            picked = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix):] in own}
-            if picked:
-                break
-        else:
-            raise WeightsUnavailableError(f"{path} holds no CLIP image tower (no 'visual.' weights)")
-        wrong = [k for k, v in picked.items() if v.shape != own[k].shape]
-        if wrong:
-            raise WeightsUnavailableError(
-                f"{path}: image tower shapes differ from the config for {wrong[:3]} "
-                f"(e.g. file {tuple(picked[wrong[0]].shape)} vs model {tuple(own[wrong[0]].shape)})")
+        picked = pick_tower(state, own, VISUAL_PREFIXES, bool, path, "image tower", "no 'visual.' weights")
         missing = [k for k in own if k not in picked]
         if missing:
             raise WeightsUnavailableError(f"{path}: image tower weights missing: {missing[:5]}")

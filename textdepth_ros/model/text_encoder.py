@@ -107,18 +107,8 @@ class ClipTextEncoder(nn.Module):
         path = self._locate(source, clip_model)
         state = unwrap_state_dict(read_clip_file(path))
         own = self.tower.state_dict()
-        for prefix in TEXT_PREFIXES:
-            picked = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix):] in own}
-            if "token_embedding.weight" in picked:
-                break
-        else:
-            raise WeightsUnavailableError(f"{path} holds no CLIP text tower (no token_embedding.weight)")
-        wrong = [k for k, v in picked.items() if v.shape != own[k].shape]
-        if wrong:
-            raise WeightsUnavailableError(
-                f"{path}: text tower shapes differ from the config for {wrong[:3]} "
-                f"(e.g. file {tuple(picked[wrong[0]].shape)} vs model {tuple(own[wrong[0]].shape)})"
-            )
+        picked = pick_tower(state, own, TEXT_PREFIXES, lambda found: "token_embedding.weight" in found, path,
+                            "text tower", "no token_embedding.weight")
         check_tensors(picked, f"CLIP text encoder file {path}", own)
         result = self.tower.load_state_dict(picked, strict=False)
         missing = [k for k in result.missing_keys if k != "attn_mask"]
@@ -159,3 +149,21 @@ def read_clip_file(path):
             return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
         except Exception:  # noqa: BLE001 - report the plain reader's error, it is clearer
             raise first from None
+
+
+def pick_tower(state: dict, own: dict, prefixes, found_it, path, tower: str, absent: str) -> dict:
+    """One tower's tensors of a CLIP state dict, renamed as `own` (the tower's state dict)
+    names them: under the first of `prefixes` for which `found_it(picked)` holds, each of
+    `own`'s shape; else WeightsUnavailableError naming `path`, `tower` and what was `absent`."""
+    for prefix in prefixes:
+        picked = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix):] in own}
+        if found_it(picked):
+            break
+    else:
+        raise WeightsUnavailableError(f"{path} holds no CLIP {tower} ({absent})")
+    wrong = [k for k, v in picked.items() if v.shape != own[k].shape]
+    if wrong:
+        raise WeightsUnavailableError(
+            f"{path}: {tower} shapes differ from the config for {wrong[:3]} "
+            f"(e.g. file {tuple(picked[wrong[0]].shape)} vs model {tuple(own[wrong[0]].shape)})")
+    return picked
