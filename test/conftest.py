@@ -38,3 +38,26 @@ def ros2_install(tmp_path_factory) -> Path:
         pytest.skip(f"ROS 2 launch/CLI wheels not found at {wheels_dir()} (set TEXTDEPTH_ROS2_WHEELS to their folder)")
     install_tools()
     return build(tmp_path_factory.mktemp("colcon_ws"))
+
+
+@pytest.fixture(scope="session")
+def users_model(ros2_install, tmp_path_factory):
+    """A user's model: a YAML config (a copy of tiny under another name) and a real checkpoint
+    of it, put in the colcon install's share/textdepth_ros/model and named relatively
+    (`model/<file>`), as docs/install.md tells users to: the node must find it there."""
+    import yaml
+
+    from launch_helpers import USERS_MODEL
+    from textdepth_ros.model import build_model
+    from textdepth_ros.model.checkpoint import save_checkpoint
+    from textdepth_ros.model.config import load_model_config
+
+    config = load_model_config("tiny")
+    config["name"] = USERS_MODEL
+    config_path = tmp_path_factory.mktemp("users_model") / f"{USERS_MODEL}.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    share_model = ros2_install / "textdepth_ros" / "share" / "textdepth_ros" / "model"
+    checkpoint = save_checkpoint(share_model / f"{USERS_MODEL}_test.safetensors", build_model(config, pretrained=False))
+    yield {"model_config": str(config_path), "checkpoint": f"model/{checkpoint.name}", "device": "cpu",
+           "fp16": True, "transport": "raw"}
+    checkpoint.unlink()
