@@ -2,11 +2,14 @@
 exactly what autocast gave with fp32 weights, with fewer ops per forward, and the node
 serves it from a params file. On CPU autocast's half type is bfloat16; CUDA's fp16 takes
 the same code path (test_cuda.py runs it)."""
+import os
+
 import numpy as np
 import pytest
 import torch
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from textdepth_ros.devices import torch_threads
 from textdepth_ros.serving.inference import HALF_WEIGHT_MODULES, DepthEstimator
 from textdepth_ros.model.checkpoint import save_checkpoint
 from textdepth_ros.ros.conversions import image_to_numpy
@@ -105,6 +108,8 @@ def test_the_node_serves_fp16_from_a_params_file_at_camera_size(checkpoint, tmp_
         assert node.interrupt() == 0 and "Traceback" not in node.log(), node.log()
     finally:
         node.cleanup()
-    expected = DepthEstimator(checkpoint=checkpoint, device="cpu", fp16=True).predict(image, text).depth
+    # the node's torch thread count (OMP_NUM_THREADS, conftest): a bf16 forward's sums depend on it
+    with torch_threads(int(os.environ["OMP_NUM_THREADS"])):
+        expected = DepthEstimator(checkpoint=checkpoint, device="cpu", fp16=True).predict(image, text).depth
     assert depth.shape == (height, width)
     np.testing.assert_allclose(depth, expected, rtol=1e-5)

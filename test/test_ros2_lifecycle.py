@@ -106,7 +106,8 @@ def test_managed_node_under_ros2_lifecycle_set(ros2_install, users_model, tmp_pa
     # configure imports torch too (~600 MB of libraries that stay); the tiny model's weights
     # alone are ~150 MB of float32, and cleanup must give them back
     assert rss_configured - rss_unconfigured > 150
-    assert rss_cleaned < rss_configured - 75  # measured: 116 MB less (without malloc_trim: 94 MB more)
+    # measured: 116 MB less idle, 73 MB less with the machine busy (without malloc_trim: 94 MB more)
+    assert rss_cleaned < rss_configured - 50
     assert_clean_exit(proc, code)
     assert "dropped the frame in progress" in proc.log()
     assert_node_finished_cleanly(proc, "managed_depth_node")

@@ -1,5 +1,7 @@
 """Which torch device a `device` option means: one rule for the node, predict, eval and
-training."""
+training; and a `--threads` option that holds only while its command runs."""
+from contextlib import contextmanager
+
 import torch
 
 from textdepth_ros.errors import UserError
@@ -24,3 +26,17 @@ def resolve_device(spec: str = "auto"):
             raise UserError(f"device '{spec}' does not exist ({torch.cuda.device_count()} CUDA devices)")
         return device, None
     raise UserError(f"bad device '{spec}' (auto, cpu, cuda or cuda:N)")
+
+
+@contextmanager
+def torch_threads(count: int = 0):
+    """torch's intra-op thread count `count` (0: unchanged) inside the block, the previous
+    one after it: a command run in-process (tests, a notebook) leaves the process as it was.
+    (On CPU, a bf16 forward's sums depend on the thread count.)"""
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -28,6 +28,7 @@ from textdepth_ros.data.nyu import nyu_camera, read_list
 from textdepth_ros.data.scene_text import SceneText
 from textdepth_ros.demo.demo import DEMO_CHECKPOINT, DEMO_SIZE
 from textdepth_ros.demo.room import sequence
+from textdepth_ros.devices import torch_threads
 from textdepth_ros.model.checkpoint import set_checkpoint_camera
 from textdepth_ros.experiments.text_controls import evaluate_with_controls, load_test_set, predictions, score
 from textdepth_ros.experiments.text_prior import RECIPE
@@ -80,8 +81,11 @@ def half_precision_copy(source: Path, target: Path, measured: dict) -> int:
 
 
 def run(args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):
+        return make_demo_model(args)
+
+
+def make_demo_model(args) -> int:
     height, width = DEMO_SIZE
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="textdepth-demo-model-") as tmp:

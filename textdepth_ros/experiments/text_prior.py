@@ -29,6 +29,7 @@ from textdepth_ros.data.dataset import ListDataset
 from textdepth_ros.data.generate import WORLDS, generate_dataset
 from textdepth_ros.data.nyu import read_list
 from textdepth_ros.data.scene_text import SceneText
+from textdepth_ros.devices import torch_threads
 from textdepth_ros.errors import UserError
 from textdepth_ros.experiments import report
 from textdepth_ros.experiments.text_controls import evaluate_with_controls, flat_at_true_median, load_test_set, score
@@ -146,11 +147,10 @@ def _results(jobs: list, workers: int):
 
 def run(args) -> int:
     check_arguments(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     staged = StagedFolder(args.out)
     try:
-        with terminate_as_interrupt():  # SIGTERM cleans up as Ctrl-C does: workers, staging folder
+        # SIGTERM cleans up as Ctrl-C does: workers, staging folder
+        with terminate_as_interrupt(), torch_threads(args.threads):
             experiment(args, staged)
         staged.commit()  # the rooms and checkpoints (beside staged.path) go with the staging folder
     except BaseException:
