@@ -95,17 +95,22 @@ def test_predict_writes_depth_of_the_image_size_and_a_preview(tmp_path):
     assert np.allclose(depth, expected["depth"][0, 0].numpy(), atol=1e-5)
 
 
-def test_predict_without_checkpoint_warns_untrained_and_errors_are_one_line(tmp_path):
+def test_predict_without_checkpoint_warns_untrained_and_errors_are_one_line(tmp_path, capsys):
+    from textdepth_ros.cli import main
+
     cv2.imwrite(str(tmp_path / "img.png"), np.zeros((40, 50, 3), np.uint8))
     ok = textdepth("predict", "--image", tmp_path / "img.png", "--out", tmp_path / "d.npy")
     assert ok.returncode == 0 and "UNTRAINED" in ok.stderr
-    for args in (["--image", tmp_path / "missing.png", "--out", tmp_path / "d.npy"],
-                 ["--image", tmp_path / "img.png", "--out", tmp_path / "d.npy", "--checkpoint", tmp_path / "no.safetensors"],
-                 ["--image", tmp_path / "img.png", "--out", tmp_path / "d.npy", "--config", "paper"],
-                 ["--image", tmp_path / "img.png", "--out", tmp_path / "d.npy", "--device", "tpu"]):
-        bad = textdepth("predict", *args)
-        assert bad.returncode == 2, bad.stderr
-        assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr, bad.stderr
+    bad = textdepth("predict", "--image", tmp_path / "missing.png", "--out", tmp_path / "d.npy")
+    assert bad.returncode == 2, bad.stderr  # the program, as a user runs it
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr, bad.stderr
+    capsys.readouterr()
+    for args in (["--checkpoint", tmp_path / "no.safetensors"], ["--config", "paper"], ["--device", "tpu"]):
+        # the same main() in this process: each program start costs seconds
+        code = main(["predict", "--image", str(tmp_path / "img.png"), "--out", str(tmp_path / "d2.npy"), *map(str, args)])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "textdepth predict: error: " in err, (args, err)
+    assert not (tmp_path / "d2.npy").exists()
 
 
 def test_info_counts_the_paper_config_without_allocating_it():

@@ -53,6 +53,20 @@ def textdepth(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+def textdepth_here(capsys, *args):
+    """The same `textdepth` main() in this process, as a CompletedProcess: for the error
+    cases (each program start costs seconds; `textdepth()` covers the program itself)."""
+    from textdepth_ros.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+
 def assert_one_line(result):
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -243,19 +257,20 @@ def test_pretrained_swin_weights_with_nan_are_refused(tmp_path):
         backbone.load_pretrained(str(tmp_path / "swin.pth"))
 
 
-def test_predict_with_nan_weights_is_one_line(tmp_path, good_checkpoint):
+def test_predict_with_nan_weights_is_one_line(tmp_path, good_checkpoint, capsys):
     import cv2
     import numpy as np
 
     path = rewrite_tensor(good_checkpoint, tmp_path / "nan.safetensors", "head.logits.weight", with_nan)
     cv2.imwrite(str(tmp_path / "img.png"), np.zeros((32, 32, 3), np.uint8))
-    result = textdepth("predict", "--checkpoint", path, "--image", tmp_path / "img.png", "--out", tmp_path / "d.npy")
+    result = textdepth_here(capsys, "predict", "--checkpoint", path, "--image", tmp_path / "img.png",
+                            "--out", tmp_path / "d.npy")
     assert_one_line(result)
     assert "head.logits.weight" in result.stderr and not (tmp_path / "d.npy").exists()
 
 
 # ---------------------------------------------------------------- JSON and YAML
-def test_deeply_nested_json_in_a_checkpoint_is_one_line(tmp_path):
+def test_deeply_nested_json_in_a_checkpoint_is_one_line(tmp_path, capsys):
     deep = "[" * 200_000 + "]" * 200_000
     path = write_checkpoint(tmp_path / "deep.safetensors", deep)
     with pytest.raises(CheckpointError, match="nested too deeply"):
@@ -271,12 +286,12 @@ def test_deeply_nested_json_in_a_checkpoint_is_one_line(tmp_path):
 
     cv2.imwrite(str(tmp_path / "img.png"), np.zeros((32, 32, 3), np.uint8))
     for checkpoint in (path, raw):
-        result = textdepth("predict", "--checkpoint", checkpoint, "--image", tmp_path / "img.png",
-                           "--out", tmp_path / "d.npy")
+        result = textdepth_here(capsys, "predict", "--checkpoint", checkpoint, "--image", tmp_path / "img.png",
+                                "--out", tmp_path / "d.npy")
         assert_one_line(result)
 
 
-def test_yaml_that_is_not_utf8_or_absurdly_nested_is_one_line(tmp_path):
+def test_yaml_that_is_not_utf8_or_absurdly_nested_is_one_line(tmp_path, capsys):
     from textdepth_ros.training.config import load_train_config
 
     latin1 = tmp_path / "latin1.yaml"
@@ -284,6 +299,6 @@ def test_yaml_that_is_not_utf8_or_absurdly_nested_is_one_line(tmp_path):
     deep = tmp_path / "deep.yaml"
     deep.write_text("a: " + "[" * 200_000 + "]" * 200_000 + "\n")
     for path in (latin1, deep):
-        assert_one_line(textdepth("info", "--config", path))
+        assert_one_line(textdepth_here(capsys, "info", "--config", path))
         with pytest.raises(UserError, match="training config"):
             load_train_config(path)

@@ -26,7 +26,34 @@ def assert_one_clear_line(log, expected):
     assert "Traceback" not in log, log
 
 
+def start_refusal_here(params) -> str:
+    """What the node's start refuses `params` with, in this process (each real process start
+    costs seconds): the UserError run_node turns into its one `cannot start` line."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from textdepth_ros.errors import UserError
+    from textdepth_ros.ros.depth_node import DepthNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = None
+    try:
+        node = DepthNode(context=context,
+                         parameter_overrides=[Parameter(k, value=v) for k, v in dict(SMALL_PARAMS, **params).items()])
+        with pytest.raises(UserError) as refused:
+            node.start()
+        assert "\n" not in str(refused.value)
+        return str(refused.value)
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
 def test_missing_checkpoint_refuses_to_start(tmp_path):
+    """The real executable: one line, non-zero exit. The other refusals below run in this
+    process, as the node's start() meets them."""
     code, log = start_failure({"checkpoint": str(tmp_path / "nope.safetensors")}, tmp_path)
     assert code != 0
     assert_one_clear_line(log, "checkpoint not found")
@@ -35,9 +62,7 @@ def test_missing_checkpoint_refuses_to_start(tmp_path):
 def test_corrupt_checkpoint_refuses_to_start(tmp_path):
     bad = tmp_path / "garbage.safetensors"
     bad.write_bytes(b"\x00not a safetensors file" * 100)
-    code, log = start_failure({"checkpoint": str(bad)}, tmp_path)
-    assert code != 0
-    assert_one_clear_line(log, "cannot read checkpoint")
+    assert "cannot read checkpoint" in start_refusal_here({"checkpoint": str(bad)})
 
 
 def test_mismatched_checkpoint_refuses_to_start(tmp_path):
@@ -49,9 +74,7 @@ def test_mismatched_checkpoint_refuses_to_start(tmp_path):
     path = tmp_path / "other_arch.safetensors"
     save_file({"head.weight": torch.zeros(3, 3)}, str(path),
               metadata={"format": "textdepth_ros/1", "config": json.dumps(config), "extra": "{}"})
-    code, log = start_failure({"checkpoint": str(path)}, tmp_path)
-    assert code != 0
-    assert_one_clear_line(log, "does not fit")
+    assert "does not fit" in start_refusal_here({"checkpoint": str(path)})
 
 
 def test_sigint_stops_the_node_cleanly_while_busy(tmp_path):

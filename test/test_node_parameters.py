@@ -180,14 +180,11 @@ def test_frames_that_stop_while_the_camera_stays_are_reported(node, client):
 
 @pytest.mark.parametrize("value,expected", [
     ({"max_range": -1.0}, "parameter 'max_range': Parameter max_range out of range"),
-    ({"max_range": "far"}, "parameter 'max_range' must be a double"),
-    ({"max_range": 5}, "parameter 'max_range' must be a double (write 5.0, not 5)"),
-    ({"warmup_height": 0}, "parameter 'warmup_height': Parameter warmup_height out of range"),
-    ({"default_text": "' '"}, "parameter 'default_text'"),
-    ({"executor": "multi"}, "parameter 'executor'"),
     ({"warmup_height": 8000, "warmup_width": 8000}, "the warm-up image is 8000x8000 = 64,000,000 pixels, over the limit"),
 ])
 def test_bad_values_at_start_up_give_one_line_and_exit_non_zero(tmp_path, value, expected):
+    """As a user meets them, from a params file in a real process: a bad value as the node
+    declares its parameters, and one found only when it starts serving (the warm-up)."""
     proc = NodeProcess(dict(SMALL_PARAMS, **value), log_path=tmp_path / "node.log")
     try:
         code = proc.proc.wait(90)
@@ -197,6 +194,29 @@ def test_bad_values_at_start_up_give_one_line_and_exit_non_zero(tmp_path, value,
     fatal = [line for line in log.splitlines() if "cannot start" in line]
     assert code != 0 and len(fatal) == 1 and expected in fatal[0], log
     assert "Traceback" not in log, log
+
+
+@pytest.mark.parametrize("value,expected", [
+    ({"max_range": "far"}, "parameter 'max_range' must be a double"),
+    ({"max_range": 5}, "parameter 'max_range' must be a double (write 5.0, not 5)"),
+    ({"warmup_height": 0}, "parameter 'warmup_height': Parameter warmup_height out of range"),
+    ({"default_text": " "}, "parameter 'default_text'"),
+    ({"executor": "multi"}, "parameter 'executor'"),
+])
+def test_each_bad_start_up_value_is_refused_with_its_reason(value, expected):
+    """The other refusals, in this process (each real process start costs seconds): the
+    UserError the node's process turns into its one `cannot start` line (the test above)."""
+    from textdepth_ros.errors import UserError
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        overrides = [Parameter(name, value=v) for name, v in dict(SMALL_PARAMS, **value).items()]
+        with pytest.raises(UserError) as refused:
+            DepthNode(context=context, parameter_overrides=overrides).destroy_node()
+        assert expected in str(refused.value) and "\n" not in str(refused.value)
+    finally:
+        rclpy.shutdown(context=context)
 
 
 def test_gil_switch_interval_applies_to_the_nodes_process():
