@@ -55,7 +55,7 @@ def test_managed_node_under_ros2_lifecycle_set(ros2_install, users_model, tmp_pa
     proc = start(ros2_install, argv, tmp_path, "managed")
 
     def lifecycle(*args):
-        result = ros2_discovering(ros2_install, "lifecycle", *args, done=lambda r: "Node not found" not in r.stderr)
+        result = ros2_discovering(ros2_install, "lifecycle", *args, done=lambda r: "Node not found" not in r.stdout + r.stderr)
         assert result.returncode == 0, result.stdout + result.stderr + proc.log_tail()
         return result.stdout
 
