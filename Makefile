@@ -21,6 +21,9 @@ endif
 # ... and the PyPI rclpy's guard, so that its start-up sets LD_LIBRARY_PATH afresh
 unexport $(FROM_A_ROS_SHELL) _ROS_WHEELS_BOOTSTRAP_COMPLETE
 TESTS   ?= test
+# One pytest-xdist worker per core of CI's two; each test file stays in one worker
+# (module fixtures: one node per file), and each worker runs torch on one thread.
+TEST_WORKERS ?= 2
 
 .PHONY: venv demo demo-model test bench info clean venv-jazzy test-jazzy
 
@@ -42,7 +45,7 @@ demo-model: venv
 	$(VENV)/bin/textdepth demo-model --threads 1
 
 test: venv
-	$(VPY) -m pytest -q $(TESTS)
+	$(VPY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(TESTS)
 
 # The test suite on ROS 2 Jazzy's rclpy (from PyPI) with Ubuntu 24.04's numpy, OpenCV and
 # Pillow versions and the ROS workspace route's pins (docs/install.md).
@@ -60,7 +63,7 @@ $(JAZZY)/.installed: requirements-jazzy.txt requirements-ros-workspace.txt setup
 	touch $@
 
 test-jazzy: venv-jazzy
-	$(JAZZY)/bin/python -m pytest -q $(JAZZY_TESTS)
+	$(JAZZY)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(JAZZY_TESTS)
 
 bench: venv
 	$(VPY) bench/run_all.py

@@ -10,11 +10,19 @@ REPO = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 # Domain ids 0..101 are valid with default ports; spread runs by pid so parallel
-# runs on one machine do not hear each other.
-os.environ["ROS_DOMAIN_ID"] = os.environ.get("TEXTDEPTH_TEST_DOMAIN_ID", str(1 + os.getpid() % 100))
+# runs on one machine do not hear each other, and pytest-xdist's workers (gw0, gw1, ...)
+# of one run by their number, so they never share a domain.
+_IN_XDIST = "PYTEST_XDIST_WORKER" in os.environ  # the workers' parent is the run's controller
+_WORKER = int(os.environ["PYTEST_XDIST_WORKER"][2:]) if _IN_XDIST else 0
+_BASE = int(os.environ.get("TEXTDEPTH_TEST_DOMAIN_ID", 1 + (os.getppid() if _IN_XDIST else os.getpid()) % 90))
+os.environ["ROS_DOMAIN_ID"] = str((_BASE + _WORKER) % 101)
 os.environ.setdefault("ROS_HOME", tempfile.mkdtemp(prefix="textdepth_ros_home_"))
 os.environ.setdefault("ROS_LOG_DIR", os.path.join(os.environ["ROS_HOME"], "log"))
-# Two cores on CI: keep torch from oversubscribing when tests start subprocesses.
+# Two cores on CI: keep torch from oversubscribing when tests start subprocesses. With
+# pytest-xdist (`make test` runs one worker per core) each worker and what it starts gets
+# one thread: OpenMP threads that outnumber the cores spin, and made training tests 7x slower.
+if _IN_XDIST:
+    os.environ["OMP_NUM_THREADS"] = "1"
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
