@@ -123,20 +123,10 @@ def scan_bag(path, scene: str, args) -> BagScan:
     reader = bagio.open_reader(path)
     try:
         table = bagio.topic_table(reader)
-        if not table or sum(n for _, n in table.values()) == 0:
-            raise UserError(f"the bag {path} is empty")
-        image_topic, image_type = bagio.resolve_image_topic(table, args.image_topic, "color", "colour image",
-                                                            "--image-topic")
-        depth_topic, depth_type = bagio.resolve_image_topic(table, args.depth_topic, "depth", "depth", "--depth-topic")
+        image_topic, image_type, depth_topic, depth_type, text_topic = bagio.rgbd_topics(
+            table, path, args, "depth", text_topic_needed=args.text is None)
         bagio.require_topic(table, args.camera_info_topic, bagio.CAMERA_INFO_TYPE, "camera_info (the focal column)",
                             "--camera-info-topic")
-        text_topic = None
-        if args.text is None:
-            if args.text_topic not in table:
-                raise UserError(f"the bag {path} has no text topic '{args.text_topic}': set --text-topic, or give one "
-                                "description with --text")
-            bagio.require_topic(table, args.text_topic, bagio.STRING_TYPE, "scene text", "--text-topic")
-            text_topic = args.text_topic
         scan = BagScan(Path(path), scene, image_topic, image_type, depth_topic, depth_type, args.camera_info_topic,
                        text_topic)
         topics = [t for t in (image_topic, depth_topic, args.camera_info_topic, text_topic) if t]

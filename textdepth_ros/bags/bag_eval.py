@@ -101,19 +101,8 @@ def inspect_bag(args, params: dict) -> BagPlan:
     reader = bagio.open_reader(args.bag)
     try:
         table = bagio.topic_table(reader)
-        if not table or sum(n for _, n in table.values()) == 0:
-            raise UserError(f"the bag {args.bag} is empty")
-        image_topic, image_type = bagio.resolve_image_topic(table, args.image_topic, "color", "colour image",
-                                                            "--image-topic")
-        depth_topic, depth_type = bagio.resolve_image_topic(table, args.depth_topic, "depth", "ground-truth depth",
-                                                            "--depth-topic")
-        text_topic = None
-        if not args.text:
-            if args.text_topic not in table:
-                raise UserError(f"the bag has no text topic '{args.text_topic}': set --text-topic, or give one "
-                                "description with --text")
-            bagio.require_topic(table, args.text_topic, bagio.STRING_TYPE, "scene text", "--text-topic")
-            text_topic = args.text_topic
+        image_topic, image_type, depth_topic, depth_type, text_topic = bagio.rgbd_topics(
+            table, args.bag, args, "ground-truth depth", text_topic_needed=not args.text)
         info = args.camera_info_topic if table.get(args.camera_info_topic, ("",))[0] == bagio.CAMERA_INFO_TYPE else None
         plan = BagPlan(str(args.bag), image_topic, depth_topic, image_type, depth_type, text_topic, info)
         gt_stamps, gt_problem = set(), None

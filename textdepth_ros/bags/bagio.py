@@ -255,6 +255,23 @@ def require_topic(table: dict, topic: str, msgtype: str, role: str, option: str)
         raise UserError(f"{role} topic '{topic}' has no messages")
 
 
+def rgbd_topics(table: dict, path, args, depth_role: str, text_topic_needed: bool) -> tuple:
+    """(image topic, its type, depth topic, its type, text topic or None) of an RGB-D bag
+    with `args`' --image-topic, --depth-topic and --text-topic (the last only when
+    `text_topic_needed`: no --text given); one line when the bag is empty or lacks one."""
+    if not table or sum(n for _, n in table.values()) == 0:
+        raise UserError(f"the bag {path} is empty")
+    image_topic, image_type = resolve_image_topic(table, args.image_topic, "color", "colour image", "--image-topic")
+    depth_topic, depth_type = resolve_image_topic(table, args.depth_topic, "depth", depth_role, "--depth-topic")
+    text_topic = None
+    if text_topic_needed:
+        if args.text_topic not in table:
+            raise UserError(f"the bag {path} has no text topic '{args.text_topic}': set --text-topic, or give one "
+                            "description with --text")
+        require_topic(table, args.text_topic, STRING_TYPE, "scene text", "--text-topic")
+        text_topic = args.text_topic
+    return image_topic, image_type, depth_topic, depth_type, text_topic
+
 def iter_raw(reader, topics):
     """(topic, log time ns, raw CDR bytes) of `topics`, in log-time order."""
     wanted = set(topics)
